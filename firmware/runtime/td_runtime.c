@@ -1,0 +1,87 @@
+/* The on-target side of `tinydeploy run`. */
+#include "td_runtime.h"
+#include "td_board.h"
+
+#define CALIBRATION_ITERATIONS 50000u
+
+static void put_str(const char *s)
+{
+    while (*s) {
+        td_putc(*s++);
+    }
+}
+
+static void put_u64(uint64_t v)
+{
+    char digits[21];
+    int n = 0;
+    do {
+        digits[n++] = (char)('0' + (int)(v % 10u));
+        v /= 10u;
+    } while (v);
+    while (n) {
+        td_putc(digits[--n]);
+    }
+}
+
+static void put_hex(const int8_t *data, uint32_t bytes)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (uint32_t i = 0; i < bytes; ++i) {
+        const uint8_t b = (uint8_t)data[i];
+        td_putc(hex[b >> 4]);
+        td_putc(hex[b & 15u]);
+    }
+}
+
+/* Ticks spent in a loop of known length: the host turns ticks into
+ * instructions (emulator) or reports them as cycles (real board). */
+static void calibrate(void)
+{
+    uint64_t t0 = td_ticks();
+    td_spin(CALIBRATION_ITERATIONS);
+    uint64_t t1 = td_ticks();
+    td_spin(2u * CALIBRATION_ITERATIONS);
+    uint64_t t2 = td_ticks();
+    put_str("TD CAL ");
+    put_u64((t2 - t1) - (t1 - t0));
+    td_putc(' ');
+    put_u64(2u * CALIBRATION_ITERATIONS);
+    put_str("\r\n");
+}
+
+int td_run_vectors(const char *model, td_invoke_fn invoke, const int8_t *vectors, uint32_t count,
+                   uint32_t in_size, int8_t *out, uint32_t out_size, const char *fingerprint)
+{
+    put_str("\r\nTD BEGIN ");
+    put_str(model);
+    put_str(" vectors=");
+    put_u64(count);
+    put_str(" in=");
+    put_u64(in_size);
+    put_str(" out=");
+    put_u64(out_size);
+    put_str(" id=");
+    put_str(fingerprint);
+    put_str("\r\n");
+    calibrate();
+    uint64_t t0 = td_ticks();
+    uint64_t overhead = td_ticks() - t0;      /* cost of reading the counter */
+    int status = 0;
+    for (uint32_t i = 0; i < count; ++i) {
+        t0 = td_ticks();
+        status |= invoke(vectors + (uint64_t)i * in_size, out);
+        uint64_t elapsed = td_ticks() - t0;
+        put_str("TD OUT ");
+        put_u64(i);
+        td_putc(' ');
+        put_u64(elapsed > overhead ? elapsed - overhead : 0u);
+        td_putc(' ');
+        put_hex(out, out_size);
+        put_str("\r\n");
+    }
+    put_str("TD END ");
+    put_u64((uint64_t)status);
+    put_str("\r\n");
+    return status;
+}

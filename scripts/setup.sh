@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Everything tinydeploy needs on a fresh Debian machine: the Arm cross toolchain,
+# QEMU, and a virtual environment (.venv) with tinydeploy and its Python packages.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES="gcc gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib qemu-system-arm"
+missing=""
+for pkg in $APT_PACKAGES; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"
+done
+if [ -n "$missing" ]; then
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
+fi
+
+PYTHON="${PYTHON:-python3}"
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+if ! .venv/bin/python -c "import tinydeploy, tensorflow, tflite_micro, platformio, pytest" 2>/dev/null; then
+    .venv/bin/pip install -q --upgrade pip
+    .venv/bin/pip install -q -e '.[train,dev]'
+fi
+echo "tinydeploy is set up: .venv/bin/tinydeploy doctor"

@@ -1,0 +1,111 @@
+"""Bad input: one clear line on stderr, a non-zero exit, no traceback, nothing half-written."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tflite_builder import ModelBuilder, random_fc_layer
+from conftest import shared_model
+
+
+def tinydeploy(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "tinydeploy.cli", *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd, timeout=300)
+
+
+def assert_clean_failure(proc, *needles):
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr + proc.stdout
+    lines = [l for l in proc.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1, proc.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def test_missing_file(tmp_path):
+    proc = tinydeploy("convert", tmp_path / "nope.tflite", "-o", tmp_path / "out")
+    assert_clean_failure(proc, "nope.tflite", "no such file")
+    assert not (tmp_path / "out").exists()
+
+
+def test_unreadable_file(tmp_path):
+    path = tmp_path / "locked.tflite"
+    path.write_bytes(b"x" * 16)
+    path.chmod(0)
+    if path.open("rb").readable() if __import__("os").geteuid() == 0 else False:
+        path.chmod(0o644)
+        pytest.skip("root can read a file without permissions")
+    proc = tinydeploy("inspect", path)
+    assert_clean_failure(proc, "cannot read")
+
+
+def test_not_a_flatbuffer(tmp_path):
+    path = tmp_path / "notes.tflite"
+    path.write_text("this is not a model at all")
+    proc = tinydeploy("build", path, "-o", tmp_path / "proj")
+    assert_clean_failure(proc, "not a TFLite flatbuffer")
+    assert not (tmp_path / "proj").exists()
+
+
+def test_corrupt_flatbuffer(tmp_path):
+    raw = bytearray(shared_model("tflm/hello_world_int8.tflite").read_bytes())
+    raw[8:200] = b"\xff" * 192
+    path = tmp_path / "corrupt.tflite"
+    path.write_bytes(bytes(raw))
+    proc = tinydeploy("convert", path, "-o", tmp_path / "out")
+    assert_clean_failure(proc, "corrupt.tflite")
+    assert not (tmp_path / "out").exists()
+
+
+def test_float_model(tmp_path):
+    b = ModelBuilder()
+    x = b.tensor((1, 4), np.float32)
+    w = b.tensor((3, 4), np.float32, data=np.ones((3, 4), np.float32))
+    bias = b.tensor((3,), np.float32, data=np.zeros(3, np.float32))
+    y = b.tensor((1, 3), np.float32)
+    b.fully_connected(x, w, bias, y)
+    path = tmp_path / "float.tflite"
+    path.write_bytes(b.finish([x], [y]))
+    proc = tinydeploy("convert", path, "-o", tmp_path / "out")
+    assert_clean_failure(proc, "float32", "not fully quantized")
+    assert not (tmp_path / "out").exists()
+
+
+def test_unsupported_op(tmp_path):
+    proc = tinydeploy("build", shared_model("tflm/micro_speech_quantized.tflite"), "-o", tmp_path / "proj")
+    assert_clean_failure(proc, "operator #1 DEPTHWISE_CONV_2D", "not supported")
+    assert not (tmp_path / "proj").exists()
+
+
+def test_unknown_board(tmp_path):
+    proc = tinydeploy("build", shared_model("tflm/hello_world_int8.tflite"), "--board", "pdp11", "-o", tmp_path / "p")
+    assert_clean_failure(proc, "unknown board 'pdp11'", "mps2-an386")
+    assert not (tmp_path / "p").exists()
+
+
+def test_model_too_big_for_board(tmp_path):
+    proc = tinydeploy("build", shared_model("mlperf-tiny/ad01_int8.tflite"), "--board", "lm3s6965evb", "-o", tmp_path / "p")
+    assert_clean_failure(proc, "flash", "262144")
+    assert not (tmp_path / "p").exists()
+
+
+def test_csv_without_label_column(tmp_path):
+    csv = tmp_path / "d.csv"
+    csv.write_text("a,b,kind\n1,2,x\n3,4,y\n")
+    proc = tinydeploy("train", "--dataset", csv, "--label", "class", "-o", tmp_path / "m.keras")
+    assert_clean_failure(proc, "no column 'class'", "kind")
+    assert not (tmp_path / "m.keras").exists()
+
+
+def test_failed_rebuild_keeps_previous_output(tmp_path):
+    """A failing convert leaves an earlier good output untouched."""
+    out = tmp_path / "lib"
+    assert tinydeploy("convert", shared_model("tflm/hello_world_int8.tflite"), "-o", out).returncode == 0
+    before = sorted(p.name for p in out.iterdir())
+    proc = tinydeploy("convert", shared_model("tflm/micro_speech_quantized.tflite"), "-o", out)
+    assert proc.returncode != 0
+    assert sorted(p.name for p in out.iterdir()) == before

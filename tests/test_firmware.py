@@ -1,0 +1,87 @@
+"""Firmware built with PlatformIO, run in QEMU, every output byte checked
+against the TFLite Micro reference. Each (model, board) is built once."""
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+
+import numpy as np
+import pytest
+
+from tinydeploy.pipeline import build_firmware, run_firmware
+from tinydeploy.targets import SerialTarget
+from tinydeploy.verify import run_and_verify
+
+from conftest import have_firmware_tools, shared_model
+
+pytestmark = [pytest.mark.firmware,
+              pytest.mark.skipif(not have_firmware_tools(), reason="arm-none-eabi-gcc or qemu-system-arm missing")]
+
+_built = {}
+
+
+def firmware(tmp_path_factory, rel: str, board: str, vectors: int = 5):
+    key = (rel, board)
+    if key not in _built:
+        out = tmp_path_factory.mktemp("fw") / f"{board}"
+        _built[key] = build_firmware(shared_model(rel), board, out, vectors)
+    return _built[key]
+
+
+@pytest.mark.parametrize("rel,board", [("tflm/hello_world_int8.tflite", "mps2-an386"),
+                                       ("tflm/hello_world_int8.tflite", "lm3s6965evb"),
+                                       ("mlperf-tiny/ad01_int8.tflite", "mps2-an386")])
+def test_emulated_run_is_bit_exact(tmp_path_factory, rel, board):
+    fw = firmware(tmp_path_factory, rel, board)
+    result = run_firmware(fw)
+    assert result.exit_status == 0
+    assert len(result.outputs) == 5
+    assert result.mismatches == []
+    np.testing.assert_array_equal(result.outputs, result.expected)
+    # -icount makes the count exact and repeatable: same vectors, same count
+    again = run_firmware(fw)
+    assert again.instructions == result.instructions
+    assert all(i > fw.model.macs for i in result.instructions)
+
+
+def test_calibration_is_the_icount_ratio(tmp_path_factory):
+    """SysTick at 25 MHz with 64 ns per instruction: 1.6 ticks per instruction."""
+    result = run_firmware(firmware(tmp_path_factory, "tflm/hello_world_int8.tflite", "mps2-an386"))
+    assert abs(result.ticks_per_instruction - 1.6) < 1e-3
+
+
+def test_size_report_reads_the_elf(tmp_path_factory):
+    fw = firmware(tmp_path_factory, "mlperf-tiny/ad01_int8.tflite", "mps2-an386")
+    assert fw.size.flash >= fw.model.weight_bytes + fw.size.sections[".isr_vector"]
+    assert fw.size.ram >= fw.model.plan.arena_size + 4096
+    manifest = json.loads((fw.project / "tinydeploy.json").read_text())
+    assert manifest["model"]["arena_bytes"] == fw.model.plan.arena_size
+
+
+def test_serial_host_side_against_emulator_stream(tmp_path_factory):
+    """The serial target reads the same protocol from QEMU's UART on a TCP socket."""
+    fw = firmware(tmp_path_factory, "tflm/hello_world_int8.tflite", "mps2-an386")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    qemu = subprocess.Popen(["qemu-system-arm", "-M", "mps2-an386", "-nographic", "-monitor", "none",
+                             "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on",
+                             "-semihosting-config", "enable=on,target=native",
+                             "-icount", "shift=6,align=off,sleep=off", "-kernel", str(fw.elf)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        import time
+        for _ in range(50):
+            try:
+                target = SerialTarget(f"socket://127.0.0.1:{port}")
+                break
+            except Exception:
+                time.sleep(0.1)
+        with target:
+            result = run_and_verify(fw.project, target, timeout=30)
+    finally:
+        qemu.kill()
+        qemu.wait()
+    assert result.mismatches == [] and len(result.outputs) == 5
+    assert result.instructions is None            # a serial board reports cycles, not instruction counts

@@ -1,0 +1,106 @@
+"""Write small int8 .tflite models directly with the flatbuffer schema.
+
+Tests use these to drive the kernels through shapes and quantization
+parameters a trained model would rarely hit, without TensorFlow.
+"""
+from __future__ import annotations
+
+import flatbuffers
+import numpy as np
+from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as s
+
+_TYPES = {np.int8: s.TensorType.INT8, np.int32: s.TensorType.INT32, np.float32: s.TensorType.FLOAT32}
+
+
+class ModelBuilder:
+    """Add tensors and operators, then ``finish()`` for the flatbuffer bytes."""
+
+    def __init__(self):
+        self.buffers = [s.BufferT()]
+        self.tensors: list = []
+        self.operators: list = []
+        self.opcodes: list[int] = []
+
+    def tensor(self, shape, dtype=np.int8, scale=None, zero_point=None, data=None, quantized_dim=0, name=None) -> int:
+        t = s.TensorT()
+        t.shape = list(shape)
+        t.type = _TYPES[dtype]
+        t.name = (name or f"t{len(self.tensors)}").encode()
+        t.buffer = 0
+        if data is not None:
+            buf = s.BufferT()
+            buf.data = np.frombuffer(np.ascontiguousarray(data, dtype=dtype).tobytes(), dtype=np.uint8)
+            self.buffers.append(buf)
+            t.buffer = len(self.buffers) - 1
+        if scale is not None:
+            q = s.QuantizationParametersT()
+            q.scale = list(np.atleast_1d(np.asarray(scale, np.float32)))
+            q.zeroPoint = list(np.atleast_1d(np.asarray(zero_point if zero_point is not None else 0, np.int64)))
+            if len(q.zeroPoint) != len(q.scale):
+                q.zeroPoint = [int(q.zeroPoint[0])] * len(q.scale)
+            q.quantizedDimension = quantized_dim
+            t.quantization = q
+        self.tensors.append(t)
+        return len(self.tensors) - 1
+
+    def operator(self, builtin: int, inputs, outputs, options_type=0, options=None) -> None:
+        if builtin not in self.opcodes:
+            self.opcodes.append(builtin)
+        op = s.OperatorT()
+        op.opcodeIndex = self.opcodes.index(builtin)
+        op.inputs, op.outputs = list(inputs), list(outputs)
+        op.builtinOptionsType, op.builtinOptions = options_type, options
+        self.operators.append(op)
+
+    def fully_connected(self, x: int, weights: int, bias: int, out: int, activation: int = 0) -> None:
+        o = s.FullyConnectedOptionsT()
+        o.fusedActivationFunction = activation
+        self.operator(s.BuiltinOperator.FULLY_CONNECTED, [x, weights, bias], [out], s.BuiltinOptions.FullyConnectedOptions, o)
+
+    def softmax(self, x: int, out: int, beta: float = 1.0) -> None:
+        o = s.SoftmaxOptionsT()
+        o.beta = beta
+        self.operator(s.BuiltinOperator.SOFTMAX, [x], [out], s.BuiltinOptions.SoftmaxOptions, o)
+
+    def reshape(self, x: int, out: int) -> None:
+        o = s.ReshapeOptionsT()
+        o.newShape = list(self.tensors[out].shape)
+        self.operator(s.BuiltinOperator.RESHAPE, [x], [out], s.BuiltinOptions.ReshapeOptions, o)
+
+    def finish(self, inputs, outputs) -> bytes:
+        model = s.ModelT()
+        model.version = 3
+        model.buffers = self.buffers
+        codes = []
+        for builtin in self.opcodes:
+            c = s.OperatorCodeT()
+            c.builtinCode = builtin
+            c.deprecatedBuiltinCode = min(builtin, 127)
+            c.version = 1
+            codes.append(c)
+        model.operatorCodes = codes
+        sg = s.SubGraphT()
+        sg.tensors, sg.operators = self.tensors, self.operators
+        sg.inputs, sg.outputs = list(inputs), list(outputs)
+        model.subgraphs = [sg]
+        builder = flatbuffers.Builder(1024)
+        builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+        return bytes(builder.Output())
+
+
+def random_fc_layer(b: ModelBuilder, rng: np.random.Generator, x: int, out_depth: int, per_channel: bool,
+                    activation: int) -> int:
+    """Append a FULLY_CONNECTED with random weights and quantization; returns its output tensor."""
+    in_t = b.tensors[x]
+    in_depth = in_t.shape[-1]
+    batches = int(np.prod(in_t.shape[:-1]))
+    in_scale = float(in_t.quantization.scale[0])
+    w = rng.integers(-127, 128, size=(out_depth, in_depth)).astype(np.int8)
+    w_scale = rng.uniform(0.002, 0.05, size=out_depth if per_channel else 1).astype(np.float32)
+    weights = b.tensor((out_depth, in_depth), np.int8, w_scale, 0, w)
+    bias_scale = (np.float32(in_scale) * w_scale).astype(np.float32)
+    bias = b.tensor((out_depth,), np.int32, bias_scale, 0, rng.integers(-5000, 5000, size=out_depth).astype(np.int32))
+    out_scale = float(in_scale * np.mean(w_scale) * np.sqrt(in_depth) * rng.uniform(4, 40))
+    out = b.tensor((batches, out_depth), np.int8, out_scale, int(rng.integers(-60, 60)))
+    b.fully_connected(x, weights, bias, out, activation)
+    return out

@@ -1,0 +1,101 @@
+"""Build a rendered project offline with PlatformIO and read its size from the ELF."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from .boards import Board
+from .errors import TinyDeployError
+from .paths import atomic_write, cache_dir
+
+SCONS_PACKAGE_VERSION = "4.41101.0"      # PlatformIO's encoding of SCons 4.11.1
+
+
+@dataclass
+class SizeReport:
+    """Bytes used by the firmware image, by region."""
+    flash: int
+    ram: int
+    sections: dict[str, int]
+
+    def as_dict(self) -> dict:
+        return {"flash": self.flash, "ram": self.ram, "sections": self.sections}
+
+
+def platformio_core() -> Path:
+    """A PlatformIO core directory that never needs the network.
+
+    PlatformIO insists on its `tool-scons` package; we provide it as a local
+    package that runs the SCons installed from PyPI beside PlatformIO.
+    """
+    core = Path(os.environ.get("TINYDEPLOY_PIO_CORE", cache_dir() / "platformio"))
+    scons = core / "packages" / "tool-scons"
+    if not (scons / ".piopm").exists():
+        scons.mkdir(parents=True, exist_ok=True)
+        atomic_write(scons / "scons.py", "import sys\nfrom SCons.Script.Main import main\nsys.exit(main())\n")
+        atomic_write(scons / "package.json", json.dumps(
+            {"name": "tool-scons", "version": SCONS_PACKAGE_VERSION, "description": "SCons from PyPI",
+             "system": "*"}))
+        atomic_write(scons / ".piopm", json.dumps(
+            {"type": "tool", "name": "tool-scons", "version": SCONS_PACKAGE_VERSION,
+             "spec": {"owner": "platformio", "id": None, "name": "tool-scons", "requirements": None, "uri": None}}))
+    return core
+
+
+def platformio_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(PLATFORMIO_CORE_DIR=str(platformio_core()), PLATFORMIO_SETTING_ENABLE_TELEMETRY="no",
+               PLATFORMIO_DISABLE_UPGRADE_CHECK="true", PLATFORMIO_NO_ANSI="true")
+    return env
+
+
+def _pio_command() -> list[str]:
+    exe = Path(sys.executable).with_name("pio")
+    if exe.exists():
+        return [str(exe)]
+    if shutil.which("pio"):
+        return ["pio"]
+    raise TinyDeployError("PlatformIO is not installed; run `pip install platformio` (or the README's set-up command)")
+
+
+def build_project(project: Path, board: Board, timeout: float = 600) -> Path:
+    """Run `pio run` in ``project``; returns the ELF path or raises with the compiler's complaint."""
+    tool = board.toolchain_prefix + "gcc"
+    if shutil.which(tool) is None:
+        raise TinyDeployError(f"{tool} not found; install it (apt-get install gcc-arm-none-eabi "
+                              "libnewlib-arm-none-eabi) or run `tinydeploy doctor`")
+    try:
+        proc = subprocess.run([*_pio_command(), "run", "-d", str(project)], env=platformio_env(),
+                              capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise TinyDeployError(f"{project}: PlatformIO did not finish within {timeout:.0f} s; run `pio run -d {project}` to see why")
+    log = proc.stdout + proc.stderr
+    atomic_write(project / "build.log", log)
+    if proc.returncode != 0:
+        overflow = re.search(r"region `?(\w+)'? overflowed by (\d+) bytes", log)
+        if overflow:
+            raise TinyDeployError(f"{project}: the firmware does not fit: {overflow.group(1)} overflowed by "
+                                  f"{overflow.group(2)} bytes on {board.name}; pick a bigger board or a smaller model")
+        errors = [line for line in log.splitlines() if "error" in line.lower()]
+        detail = errors[0].strip() if errors else log.strip().splitlines()[-1] if log.strip() else "no output"
+        raise TinyDeployError(f"{project}: PlatformIO build failed: {detail} (full log: {project / 'build.log'})")
+    return project / ".pio" / "build" / board.name / "firmware.elf"
+
+
+def elf_size(elf: Path, board: Board) -> SizeReport:
+    """Flash and RAM use, from the section table (`size -A`)."""
+    proc = subprocess.run([board.toolchain_prefix + "size", "-A", "-d", str(elf)], capture_output=True, text=True, check=True)
+    sections = {}
+    for line in proc.stdout.splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and parts[0].startswith(".") and parts[1].isdigit():
+            sections[parts[0]] = int(parts[1])
+    flash = sum(sections.get(s, 0) for s in (".isr_vector", ".text", ".rodata", ".ARM.exidx", ".data"))
+    ram = sum(sections.get(s, 0) for s in (".data", ".bss", "._stack_check"))
+    return SizeReport(flash, ram, sections)

@@ -1,0 +1,185 @@
+"""tinydeploy's command line: a thin layer over the pipeline stages."""
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .errors import TinyDeployError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Take a neural network from data to verified microcontroller firmware.")
+console = Console(width=None if sys.stdout.isatty() else 120)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
+
+DEFAULT_BOARD = "mps2-an386"
+
+
+def command(fn):
+    """Register ``fn`` as a command; user errors become one line on stderr and a non-zero exit."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        started = time.monotonic()
+        try:
+            fn(*args, **kwargs)
+        except TinyDeployError as exc:
+            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(exc.exit_code)
+        except KeyboardInterrupt:
+            err.print("interrupted")
+            raise typer.Exit(130)
+        console.print(f"[dim]{fn.__name__.rstrip('_')} took {time.monotonic() - started:.1f} s[/]")
+    return app.command(name=fn.__name__.rstrip("_"))(wrapper)
+
+
+@command
+def train(dataset: str = typer.Option("iot-sensors", help="built-in dataset name (iot-sensors) or a CSV path"),
+          label: Optional[str] = typer.Option(None, help="CSV column holding the class"),
+          arch: str = typer.Option("mlp", help="mlp (Dense 32-16) or cloud (Dense 256-128-64, dropout 0.3)"),
+          output: Path = typer.Option(..., "-o", "--output", help="where to save the model (.keras)"),
+          epochs: int = typer.Option(30, min=1)):
+    """Train a small classifier and save it with its data split and feature scaling."""
+    from .train import train as train_model
+    result = train_model(dataset, arch, output, label=label, epochs=epochs)
+    console.print(f"saved {result.model_path} ({result.parameters:,} parameters); "
+                  f"float test accuracy [bold]{100 * result.test_accuracy:.2f}%[/]")
+
+
+@command
+def quantize(model: Path = typer.Argument(..., help="trained .keras model"),
+             output: Path = typer.Option(..., "-o", "--output", help="int8 .tflite to write")):
+    """Quantize to full-integer int8 and report the accuracy lost."""
+    from .quantize import quantize as quantize_model
+    r = quantize_model(model, output)
+    t = Table(title=f"{r.tflite_path} ({r.tflite_bytes:,} bytes)")
+    t.add_column("model")
+    t.add_column("test accuracy", justify="right")
+    t.add_row("float32 (Keras)", f"{100 * r.float_accuracy:.2f}%")
+    t.add_row("int8 (TFLite Micro reference interpreter)", f"{100 * r.int8_accuracy:.2f}%")
+    t.add_row("change", f"{100 * (r.int8_accuracy - r.float_accuracy):+.2f} points")
+    console.print(t)
+
+
+@command
+def convert(model: Path = typer.Argument(..., help="int8 .tflite model"),
+            output: Path = typer.Option(..., "-o", "--output", help="directory for the C library")):
+    """Turn a .tflite into a self-contained C library (AOT model + kernels + flatbuffer array)."""
+    from .codegen import compile_model, write_library
+    compiled = compile_model(model)
+    write_library(compiled, output)
+    console.print(f"wrote {output}/{compiled.name}.h, {compiled.name}.c, {compiled.name}_tflite.c and kernels: "
+                  f"{compiled.weight_bytes:,} bytes of weights, arena {compiled.plan.arena_size:,} bytes (input and output included)")
+
+
+@command
+def build(model: Path = typer.Argument(..., help="int8 .tflite model"),
+          board: str = typer.Option(DEFAULT_BOARD, help="board name (see `tinydeploy boards`)"),
+          output: Optional[Path] = typer.Option(None, "-o", "--output", help="project directory [build/<model>-<board>]"),
+          vectors: int = typer.Option(50, min=1, help="test vectors baked into the firmware")):
+    """Render the firmware project for a board and build it offline with PlatformIO."""
+    from .pipeline import build_firmware
+    from .report import size_table
+    fw = build_firmware(model, board, output, vectors)
+    console.print(size_table(fw))
+    console.print(f"firmware: {fw.elf}")
+
+
+@command
+def run(model: Path = typer.Argument(..., help="int8 .tflite model"),
+        board: str = typer.Option(DEFAULT_BOARD, help="board name (see `tinydeploy boards`)"),
+        vectors: int = typer.Option(50, min=1, help="how many test vectors to run"),
+        output: Optional[Path] = typer.Option(None, "-o", "--output", help="project directory [build/<model>-<board>]"),
+        port: Optional[str] = typer.Option(None, help="serial port of a real, flashed board, instead of the emulator"),
+        baud: int = typer.Option(115200, help="serial baud rate"),
+        timeout: float = typer.Option(120.0, help="seconds before a silent firmware is declared hung"),
+        json_out: Optional[Path] = typer.Option(None, "--json", help="also write the summary as JSON")):
+    """Build, run in the emulator (or on a board) and check every output byte against TFLite Micro."""
+    from .paths import atomic_write
+    from .pipeline import build_firmware, run_firmware
+    from .report import run_table, summary
+    fw = build_firmware(model, board, output, vectors)
+    result = run_firmware(fw, port=port, baudrate=baud, timeout=timeout)
+    console.print(run_table(fw, result))
+    if json_out:
+        atomic_write(json_out, json.dumps(summary(fw, result), indent=2) + "\n")
+    if result.mismatches:
+        for v, b, ours, ref in result.mismatches[:10]:
+            err.print(f"mismatch: vector {v} byte {b}: firmware {ours}, reference {ref}")
+        raise TinyDeployError(f"{len(result.mismatches)} output bytes differ from the TFLite Micro reference", exit_code=1)
+
+
+@command
+def inspect(model: Path = typer.Argument(..., help=".tflite model")):
+    """Ops, tensors and quantization, MACs and weight bytes per layer, planned arena."""
+    from .inspect_model import inspect as inspect_model
+    r = inspect_model(model)
+    ops = Table(title=f"{model}: {len(r.rows)} operators")
+    for col in ("#", "op", "output shape", "MACs", "weight bytes"):
+        ops.add_column(col, justify="right" if col in ("#", "MACs", "weight bytes") else "left")
+    for row in r.rows:
+        ops.add_row(str(row["index"]), row["op"], str(row["output_shape"]), f"{row['macs']:,}", f"{row['weight_bytes']:,}")
+    ops.add_row("", "total", "", f"{sum(x['macs'] for x in r.rows):,}", f"{sum(x['weight_bytes'] for x in r.rows):,}")
+    console.print(ops)
+    tensors = Table(title="tensors")
+    for col in ("#", "name", "shape", "type", "quantization", "bytes"):
+        tensors.add_column(col)
+    for t in r.tensors:
+        tensors.add_row(str(t["index"]), t["name"][:48], str(t["shape"]), t["dtype"] + (" const" if t["constant"] else ""),
+                        t["quantization"], f"{t['bytes']:,}")
+    console.print(tensors)
+    if r.arena_bytes is not None:
+        console.print(f"planned arena: [bold]{r.arena_bytes:,}[/] bytes (all activations, input and output included)")
+    else:
+        console.print(f"[yellow]cannot plan this model yet:[/] {r.unsupported}")
+    if r.reference_arena:
+        console.print(f"TFLite Micro reference interpreter: tensor arena {r.reference_arena.get('head', 0):,} bytes, "
+                      f"plus {r.reference_arena.get('tail', 0):,} bytes of interpreter state "
+                      f"= {r.reference_arena.get('total', 0):,} bytes arena_used_bytes")
+
+
+@command
+def boards():
+    """List the boards tinydeploy knows (boards/*.yaml)."""
+    import shutil
+    from .boards import catalog
+    t = Table(title="boards")
+    for col in ("board", "core", "clock", "flash", "RAM", "emulator", "runs here"):
+        t.add_column(col)
+    for b in catalog().values():
+        qemu = b.qemu
+        runs = "yes" if qemu and shutil.which(qemu.get("binary", "")) and shutil.which(b.toolchain_prefix + "gcc") else "no"
+        t.add_row(b.name + (" (default)" if b.name == DEFAULT_BOARD else ""), b.core + (f"+{b.fpu}" if b.fpu else ""),
+                  f"{b.clock_hz / 1e6:g} MHz", f"{b.flash.size // 1024:,} KB", f"{b.ram.size // 1024:,} KB",
+                  f"qemu {qemu['machine']}" if qemu else "-", runs)
+    console.print(t)
+
+
+@command
+def doctor():
+    """Say which tools are installed and what to install for the missing ones."""
+    from .doctor import checks
+    t = Table(title="tinydeploy doctor")
+    for col in ("tool", "status", "needed for", "to install"):
+        t.add_column(col)
+    missing = 0
+    for c in checks():
+        missing += not c.found
+        t.add_row(c.name, f"[green]{c.detail}[/]" if c.found else "[red]missing[/]", c.needed_for, "" if c.found else c.install)
+    console.print(t)
+    if missing:
+        console.print(f"{missing} missing; the README's set-up command installs everything on Debian")
+
+
+def main():
+    app(prog_name="tinydeploy")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

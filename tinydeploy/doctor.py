@@ -1,0 +1,45 @@
+"""`tinydeploy doctor`: which tools are here, and what to install for what is missing."""
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import subprocess
+from dataclasses import dataclass
+
+
+@dataclass
+class Check:
+    name: str
+    found: bool
+    detail: str
+    needed_for: str
+    install: str
+
+
+def _version(cmd: list[str]) -> str:
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=20).stdout.strip().splitlines()
+        return out[0] if out else "present"
+    except (OSError, subprocess.TimeoutExpired):
+        return "present"
+
+
+def checks() -> list[Check]:
+    result = []
+    for module, needed, pip in (("tflite_micro", "reference interpreter (run, quantize, inspect)", "tflite-micro"),
+                                ("tensorflow", "train, quantize", "tensorflow-cpu==2.21.0"),
+                                ("sklearn", "datasets (train)", "scikit-learn"),
+                                ("platformio", "build", "platformio==6.2.0"),
+                                ("SCons", "build (PlatformIO's build engine, used offline)", "scons==4.11.1"),
+                                ("serial", "run --port (real boards)", "pyserial")):
+        found = importlib.util.find_spec(module) is not None
+        result.append(Check(module, found, "importable" if found else "missing", needed, f"pip install {pip}"))
+    for tool, needed, apt in (("arm-none-eabi-gcc", "build for Cortex-M boards", "gcc-arm-none-eabi libnewlib-arm-none-eabi"),
+                              ("qemu-system-arm", "run on emulated Cortex-M boards", "qemu-system-arm"),
+                              ("gcc", "host kernel tests", "gcc"),
+                              ("renode", "--emulator renode", "(not packaged for Debian; install from renode.io)")):
+        path = shutil.which(tool)
+        detail = _version([tool, "--version"]) if path and tool != "renode" else (path or "not on PATH")
+        result.append(Check(tool, path is not None, detail, needed,
+                            f"apt-get install {apt}" if not apt.startswith("(") else apt))
+    return result

@@ -1,0 +1,159 @@
+"""Read a .tflite flatbuffer into a small graph IR.
+
+The schema comes from the ``tflite-micro`` package, so reading a model needs
+neither TensorFlow nor a C++ interpreter.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import TinyDeployError
+
+_DTYPES = {
+    0: ("float32", np.float32), 1: ("float16", np.float16), 2: ("int32", np.int32),
+    3: ("uint8", np.uint8), 4: ("int64", np.int64), 6: ("bool", np.bool_),
+    7: ("int16", np.int16), 9: ("int8", np.int8), 17: ("int4", np.int8),
+}
+
+
+def _schema():
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated
+    return schema_py_generated
+
+
+def _op_names() -> dict[int, str]:
+    ops = _schema().BuiltinOperator
+    return {getattr(ops, n): n for n in dir(ops) if n.isupper()}
+
+
+@dataclass
+class Tensor:
+    """One tensor: shape, int8/int32/... type, quantization, constant data."""
+    index: int
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    scale: np.ndarray            # float32, one per channel or a single value
+    zero_point: np.ndarray       # int64, same length as scale
+    quantized_dim: int
+    data: np.ndarray | None = None
+
+    @property
+    def is_constant(self) -> bool:
+        return self.data is not None
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape)) if self.shape else 1
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * np.dtype(_DTYPES_BY_NAME[self.dtype]).itemsize
+
+    @property
+    def is_quantized(self) -> bool:
+        return self.scale.size > 0
+
+
+_DTYPES_BY_NAME = {name: np_type for name, np_type in _DTYPES.values()}
+
+
+@dataclass
+class Operator:
+    """One node: op name, tensor indices (-1 = absent optional input), options."""
+    index: int
+    op: str
+    inputs: list[int]
+    outputs: list[int]
+    options: dict = field(default_factory=dict)
+
+
+@dataclass
+class Graph:
+    """The model's main subgraph."""
+    name: str
+    path: Path
+    tensors: list[Tensor]
+    operators: list[Operator]
+    inputs: list[int]
+    outputs: list[int]
+    flatbuffer: bytes
+
+    def input_tensor(self, i: int = 0) -> Tensor:
+        return self.tensors[self.inputs[i]]
+
+    def output_tensor(self, i: int = 0) -> Tensor:
+        return self.tensors[self.outputs[i]]
+
+
+def c_identifier(text: str) -> str:
+    """A valid C identifier made from a file stem: `hello-world 2` -> `hello_world_2`."""
+    ident = "".join(c if c.isalnum() else "_" for c in text).strip("_").lower() or "model"
+    return ident if not ident[0].isdigit() else "m_" + ident
+
+
+def load(path: str | Path) -> Graph:
+    """Parse ``path`` into a Graph, or raise TinyDeployError saying what is wrong."""
+    path = Path(path)
+    if not path.exists():
+        raise TinyDeployError(f"{path}: no such file; give the path to a .tflite model")
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise TinyDeployError(f"{path}: cannot read it ({exc.strerror}); check its permissions")
+    if len(raw) < 8 or raw[4:8] != b"TFL3":
+        raise TinyDeployError(
+            f"{path}: not a TFLite flatbuffer (no 'TFL3' identifier); "
+            "export the model with TFLiteConverter or `tinydeploy quantize`")
+    try:
+        model = _schema().ModelT.InitFromPackedBuf(raw, 0)
+    except Exception as exc:  # a corrupt buffer can fail anywhere inside the generated reader
+        raise TinyDeployError(f"{path}: the TFLite flatbuffer is corrupt ({type(exc).__name__}); re-export the model")
+    if not model.subgraphs:
+        raise TinyDeployError(f"{path}: the model has no subgraph; re-export the model")
+    return _to_graph(model, raw, path)
+
+
+def _buffer_data(model, raw: bytes, index: int) -> bytes | None:
+    if index <= 0 or index >= len(model.buffers):
+        return None
+    buf = model.buffers[index]
+    if buf.data is not None and len(buf.data):
+        return bytes(np.asarray(buf.data, dtype=np.uint8))
+    if getattr(buf, "offset", 0) and buf.offset > 1:
+        return raw[buf.offset: buf.offset + buf.size]
+    return None
+
+
+def _to_graph(model, raw: bytes, path: Path) -> Graph:
+    names = _op_names()
+    sg = model.subgraphs[0]
+    tensors = []
+    for i, t in enumerate(sg.tensors):
+        if t.type not in _DTYPES:
+            raise TinyDeployError(f"{path}: tensor {i} has TFLite type {t.type}, which tinydeploy does not handle")
+        dtype, np_type = _DTYPES[t.type]
+        q = t.quantization
+        scale = np.asarray(q.scale if q is not None and q.scale is not None else [], dtype=np.float32)
+        zp = np.asarray(q.zeroPoint if q is not None and q.zeroPoint is not None else [], dtype=np.int64)
+        shape = tuple(int(d) for d in (t.shape if t.shape is not None else []))
+        blob = _buffer_data(model, raw, t.buffer)
+        data = None
+        if blob is not None and dtype != "int4":
+            data = np.frombuffer(blob, dtype=np_type).reshape(shape or ())
+        tensors.append(Tensor(i, (t.name or b"").decode(errors="replace"), shape, dtype, scale, zp,
+                              int(q.quantizedDimension) if q is not None else 0, data))
+    operators = []
+    for i, op in enumerate(sg.operators or []):
+        code = model.operatorCodes[op.opcodeIndex]
+        builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
+        name = names.get(builtin, f"BUILTIN_{builtin}")
+        if name == "CUSTOM":
+            name = "CUSTOM:" + (code.customCode or b"?").decode(errors="replace")
+        options = dict(vars(op.builtinOptions)) if op.builtinOptions is not None else {}
+        operators.append(Operator(i, name, [int(x) for x in op.inputs], [int(x) for x in op.outputs], options))
+    return Graph(c_identifier(path.stem), path, tensors, operators,
+                 [int(x) for x in sg.inputs], [int(x) for x in sg.outputs], raw)

@@ -1,0 +1,62 @@
+"""`tinydeploy inspect`: what a .tflite contains and what it will cost on a microcontroller."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import graph as graph_mod, reference
+from .errors import TinyDeployError
+from .graph import Graph
+
+
+def _quant(t) -> str:
+    if not t.is_quantized:
+        return "-"
+    if t.scale.size > 1:
+        return f"per-channel ({t.scale.size} scales, dim {t.quantized_dim})"
+    return f"scale {float(t.scale[0]):.6g}, zp {int(t.zero_point[0])}"
+
+
+def _macs(g: Graph, op) -> int:
+    if op.op == "FULLY_CONNECTED":
+        w = g.tensors[op.inputs[1]]
+        return g.tensors[op.outputs[0]].size * int(np.prod(w.shape[1:]))
+    if op.op in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+        w = g.tensors[op.inputs[1]]
+        per_output = int(np.prod(w.shape[1:3])) * (w.shape[3] if op.op == "CONV_2D" else 1)
+        return g.tensors[op.outputs[0]].size * per_output
+    return 0
+
+
+@dataclass
+class Inspection:
+    graph: Graph
+    rows: list[dict]
+    tensors: list[dict]
+    arena_bytes: int | None            # ours, None when the model can't be compiled yet
+    unsupported: str | None
+    reference_arena: dict | None
+
+
+def inspect(path) -> Inspection:
+    g = graph_mod.load(path)
+    rows = []
+    for op in g.operators:
+        weights = sum(g.tensors[i].nbytes for i in op.inputs if i >= 0 and g.tensors[i].is_constant)
+        out = g.tensors[op.outputs[0]]
+        rows.append(dict(index=op.index, op=op.op, output_shape=list(out.shape), macs=_macs(g, op), weight_bytes=weights))
+    tensors = [dict(index=t.index, name=t.name, shape=list(t.shape), dtype=t.dtype, quantization=_quant(t),
+                    constant=t.is_constant, bytes=t.nbytes) for t in g.tensors]
+    arena = unsupported = None
+    try:
+        from .codegen import compile_model
+        compiled = compile_model(path)
+        arena = compiled.plan.arena_size
+    except TinyDeployError as exc:
+        unsupported = str(exc)
+    try:
+        ref = reference.arena_usage(g.flatbuffer)
+    except Exception:          # the reference can't run every model; say so rather than fail
+        ref = None
+    return Inspection(g, rows, tensors, arena, unsupported, ref)

@@ -1,0 +1,80 @@
+"""Static memory plan: where every activation tensor lives in the arena.
+
+All activation tensors, the model's input and output included, live in one
+static arena. Tensors whose lifetimes (first write .. last read, in operator
+order) don't overlap share memory, so the input's bytes are reused once the
+first layer has read them; a reshape shares its input's bytes. Placement is
+greedy, largest buffer first, at the lowest offset that fits beside the
+buffers already placed that are alive at the same time.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .graph import Graph
+from .lower import Step
+
+ALIGNMENT = 4
+
+
+@dataclass
+class Buffer:
+    tensors: list[int]
+    size: int
+    first: int
+    last: int
+    offset: int = 0
+
+
+@dataclass
+class MemoryPlan:
+    offsets: dict[int, int]          # tensor -> byte offset in the arena
+    buffers: list[Buffer]
+    arena_size: int
+
+
+def _align(n: int) -> int:
+    return (n + ALIGNMENT - 1) // ALIGNMENT * ALIGNMENT
+
+
+def plan(graph: Graph, steps: list[Step]) -> MemoryPlan:
+    """Place every activation tensor of ``steps``."""
+    group = {}                                   # tensor -> representative tensor
+    for step in steps:
+        for t in step.inputs + step.outputs:
+            group.setdefault(t, t)
+        if step.kernel is None:                  # an aliasing reshape
+            group[step.outputs[0]] = group[step.inputs[0]]
+    offsets: dict[int, int] = {}
+    spans: dict[int, list[int]] = {}
+    sizes: dict[int, int] = {}
+    members: dict[int, list[int]] = {}
+    end = len(steps)
+    for i, step in enumerate(steps):
+        for t in step.inputs + step.outputs:
+            root = group[t]
+            span = spans.setdefault(root, [i, i])
+            span[0], span[1] = min(span[0], i), max(span[1], i)
+            sizes[root] = max(sizes.get(root, 0), graph.tensors[t].nbytes)
+            if t not in members.setdefault(root, []):
+                members[root].append(t)
+    for t in graph.inputs:                       # alive from before the first op
+        spans[group[t]][0] = -1
+    for t in graph.outputs:                      # read by the caller after the last op
+        spans[group[t]][1] = end
+
+    buffers = [Buffer(members[r], _align(sizes[r]), spans[r][0], spans[r][1]) for r in spans]
+    placed: list[Buffer] = []
+    for buf in sorted(buffers, key=lambda b: (-b.size, b.first)):
+        live = sorted((p for p in placed if p.first <= buf.last and buf.first <= p.last), key=lambda p: p.offset)
+        offset = 0
+        for other in live:
+            if offset + buf.size <= other.offset:
+                break
+            offset = max(offset, other.offset + other.size)
+        buf.offset = offset
+        placed.append(buf)
+        for t in buf.tensors:
+            offsets[t] = offset
+    arena = max((b.offset + b.size for b in placed), default=0)
+    return MemoryPlan(offsets, sorted(placed, key=lambda b: b.first), arena)

@@ -1,0 +1,70 @@
+"""Host-side requantization constants, computed exactly as TFLite Micro does.
+
+Every function mirrors TFLM's `quantization_util.cc` / `kernel_util.cc`
+arithmetic (double precision products of float32 scales, round-half-away,
+frexp normalisation) so the firmware's integer-only kernels match it bit for bit.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+INT8_MIN, INT8_MAX = -128, 127
+
+
+def round_half_away(x: float) -> float:
+    """C's round(): halves go away from zero (Python's round() goes to even)."""
+    return math.copysign(math.floor(abs(x) + 0.5), x)
+
+
+def quantize_multiplier(real: float) -> tuple[int, int]:
+    """(multiplier Q0.31, shift) with real == multiplier * 2**(shift - 31)."""
+    if real == 0.0:
+        return 0, 0
+    mantissa, shift = math.frexp(real)
+    q = int(round_half_away(mantissa * (1 << 31)))
+    if q == 1 << 31:
+        q //= 2
+        shift += 1
+    if shift < -31:
+        return 0, 0
+    return q, shift
+
+
+def conv_multipliers(input_scale: np.float32, filter_scales: np.ndarray,
+                     output_scale: np.float32) -> tuple[list[int], list[int]]:
+    """Per-channel (or single) output multipliers for FC/conv layers."""
+    mults, shifts = [], []
+    for fs in np.asarray(filter_scales, dtype=np.float32).reshape(-1):
+        real = float(input_scale) * float(fs) / float(output_scale)
+        m, s = quantize_multiplier(real)
+        mults.append(m)
+        shifts.append(s)
+    return mults, shifts
+
+
+def activation_range(activation: int, scale: np.float32, zero_point: int) -> tuple[int, int]:
+    """Clamp bounds for a fused activation (0 none, 1 RELU, 2 RELU_N1_TO_1, 3 RELU6)."""
+    def q(f: float) -> int:
+        return int(zero_point) + int(round_half_away(float(np.float32(f) / np.float32(scale))))
+    lo, hi = INT8_MIN, INT8_MAX
+    if activation == 1:
+        lo = max(lo, q(0.0))
+    elif activation == 2:
+        lo, hi = max(lo, q(-1.0)), min(hi, q(1.0))
+    elif activation == 3:
+        lo, hi = max(lo, q(0.0)), min(hi, q(6.0))
+    elif activation != 0:
+        raise ValueError(f"fused activation {activation}")
+    return lo, hi
+
+
+def softmax_params(beta: float, input_scale: np.float32) -> tuple[int, int, int]:
+    """(input multiplier, left shift, diff_min) for int8 softmax with 5 integer bits."""
+    scaled_diff_integer_bits = 5
+    real = min(float(np.float32(beta)) * float(input_scale) * (1 << (31 - scaled_diff_integer_bits)),
+               float((1 << 31) - 1))
+    mult, shift = quantize_multiplier(real)
+    radius = ((1 << scaled_diff_integer_bits) - 1) * (1 << (31 - scaled_diff_integer_bits)) / (1 << shift)
+    return mult, shift, -int(math.floor(radius))

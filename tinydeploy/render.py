@@ -1,0 +1,71 @@
+"""Render a PlatformIO firmware project for one model on one board."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from .boards import Board
+from .codegen import CompiledModel, _c_values, _env, write_library
+from .errors import TinyDeployError
+from .paths import FIRMWARE, atomic_dir
+from .vectors import Vectors
+
+STACK_BYTES = 4096
+MANIFEST = "tinydeploy.json"
+PLATFORM_DIR = FIRMWARE / "platform"
+
+
+def fit_check(model: CompiledModel, board: Board, vectors: Vectors) -> dict:
+    """Bytes the model needs against what the board has; raises if it can't fit."""
+    output_copy = model.graph.output_tensor().nbytes      # main.c's output buffer
+    ram = model.plan.arena_size + output_copy + STACK_BYTES
+    flash = model.weight_bytes + vectors.inputs.nbytes
+    if ram > board.ram.size:
+        raise TinyDeployError(
+            f"{model.graph.path}: needs {ram} bytes of RAM (arena {model.plan.arena_size} + output copy "
+            f"{output_copy} + stack {STACK_BYTES}) but {board.name} has {board.ram.size}; "
+            "pick a board with more RAM or a smaller model")
+    if flash > board.flash.size:
+        raise TinyDeployError(
+            f"{model.graph.path}: needs at least {flash} bytes of flash (weights {model.weight_bytes} + test "
+            f"vectors {vectors.inputs.nbytes}) but {board.name} has {board.flash.size}; "
+            "pick a board with more flash, fewer --vectors, or a smaller model")
+    return {"ram_needed": ram, "flash_needed_min": flash}
+
+
+def render_project(model: CompiledModel, board: Board, vectors: Vectors, out_dir: Path) -> Path:
+    """Write the complete project into ``out_dir`` (replacing it atomically)."""
+    fit_check(model, board, vectors)
+    env = _env()
+    fingerprint = vectors.fingerprint(model.graph.flatbuffer)
+    ctx = dict(model=model.name, MODEL=model.name.upper(), board=board, stack_size=STACK_BYTES,
+               count=len(vectors.inputs), size=vectors.inputs.shape[1], fingerprint=fingerprint,
+               origin=vectors.origin, rows=[_c_values(row) for row in vectors.inputs],
+               platform=f"symlink://{PLATFORM_DIR}", pio_board=f"td-{board.name}",
+               build_flags=board.defines, toolchain=board.toolchain_prefix, cpu_flags=board.cpu_flags)
+    with atomic_dir(out_dir) as tmp:
+        (tmp / "src").mkdir()
+        (tmp / "boards").mkdir()
+        (tmp / "platformio.ini").write_text(env.get_template("platformio.ini.j2").render(ctx))
+        (tmp / "boards" / f"td-{board.name}.json").write_text(env.get_template("board.json.j2").render(ctx))
+        (tmp / "linker.ld").write_text(env.get_template("linker.ld.j2").render(ctx))
+        (tmp / "src" / "main.c").write_text(env.get_template("main.c.j2").render(ctx))
+        (tmp / "src" / "td_vectors.h").write_text(env.get_template("vectors.h.j2").render(ctx))
+        (tmp / "src" / "td_vectors.c").write_text(env.get_template("vectors.c.j2").render(ctx))
+        for folder in ("bsp", "runtime"):
+            for src in sorted((FIRMWARE / folder).iterdir()):
+                shutil.copy2(src, tmp / "src" / src.name)
+        write_library(model, tmp / "lib" / model.name)
+        np.savez(tmp / "vectors.npz", x=vectors.inputs,
+                 y=vectors.labels if vectors.labels is not None else np.zeros(0, np.int64))
+        manifest = dict(model=model.summary(), board=board.name, fingerprint=fingerprint,
+                        vectors=len(vectors.inputs), vector_origin=vectors.origin,
+                        model_path=str(Path(model.graph.path).resolve()))
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        previous_build = Path(out_dir) / ".pio"
+        if previous_build.is_dir():      # keep PlatformIO's objects: unchanged sources are not recompiled
+            previous_build.rename(tmp / ".pio")
+    return out_dir

@@ -1,0 +1,69 @@
+"""Human-readable tables and machine-readable summaries of results."""
+from __future__ import annotations
+
+import statistics
+
+from rich.table import Table
+
+from .pipeline import Firmware
+from .verify import RunResult
+
+
+
+
+def size_table(fw: Firmware) -> Table:
+    t = Table(title=f"{fw.model.name} on {fw.board.name}", show_header=True)
+    t.add_column("memory")
+    t.add_column("used", justify="right")
+    t.add_column("of", justify="right")
+    t.add_column("%", justify="right")
+    for label, used, cap in (("flash", fw.size.flash, fw.board.flash.size), ("RAM", fw.size.ram, fw.board.ram.size)):
+        t.add_row(label, f"{used:,}", f"{cap:,}", f"{100 * used / cap:.1f}")
+    t.add_row("  weights (flash)", f"{fw.model.weight_bytes:,}", "", "")
+    t.add_row("  arena (RAM)", f"{fw.model.plan.arena_size:,}", "", "")
+    return t
+
+
+def summary(fw: Firmware, result: RunResult) -> dict:
+    """The run's figures as plain data (for --json and for CI)."""
+    ins = result.instructions
+    data = {
+        "model": fw.model.name, "board": fw.board.name, "vectors": len(result.outputs),
+        "mismatched_bytes": len(result.mismatches), "mismatched_vectors": result.mismatched_vectors,
+        "flash_bytes": fw.size.flash, "ram_bytes": fw.size.ram, "weight_bytes": fw.model.weight_bytes,
+        "arena_bytes": fw.model.plan.arena_size, "macs": fw.model.macs,
+        "accuracy": result.accuracy(),
+    }
+    if ins:
+        med = statistics.median(ins)
+        data.update(instructions_min=min(ins), instructions_median=med, instructions_max=max(ins),
+                    estimated_ms_at_clock=1000.0 * med / fw.board.clock_hz, clock_hz=fw.board.clock_hz,
+                    instruction_count_note="exact emulated instruction count (QEMU -icount), not cycles")
+    else:
+        data.update(cycles_median=statistics.median(result.ticks), cycle_count_note="SysTick core-clock cycles on the board")
+    return data
+
+
+def run_table(fw: Firmware, result: RunResult) -> Table:
+    s = summary(fw, result)
+    t = Table(title=f"tinydeploy run: {fw.model.name} on {fw.board.name}", show_header=False)
+    t.add_column("what")
+    t.add_column("value", justify="right")
+    t.add_row("vectors", f"{s['vectors']} ({fw.vector_origin})")
+    verdict = "0 (bit-exact with TFLite Micro)" if not result.mismatches else \
+        f"{s['mismatched_bytes']} bytes in {s['mismatched_vectors']} vectors"
+    t.add_row("mismatches", verdict)
+    if "instructions_median" in s:
+        t.add_row("instructions/inference (min/median/max)",
+                  f"{s['instructions_min']:,} / {s['instructions_median']:,.0f} / {s['instructions_max']:,}")
+        t.add_row("  note", "instruction count under QEMU -icount, not cycles")
+        t.add_row(f"estimated ms at {fw.board.clock_hz / 1e6:g} MHz", f"{s['estimated_ms_at_clock']:.3f} (estimate: 1 instruction/cycle)")
+    else:
+        t.add_row("cycles/inference (median)", f"{s['cycles_median']:,}")
+    if fw.model.macs:
+        t.add_row("MACs/inference", f"{fw.model.macs:,}")
+    t.add_row("flash used", f"{s['flash_bytes']:,} of {fw.board.flash.size:,} (weights {s['weight_bytes']:,})")
+    t.add_row("RAM used", f"{s['ram_bytes']:,} of {fw.board.ram.size:,} (arena {s['arena_bytes']:,}, stack 4,096)")
+    if s["accuracy"] is not None:
+        t.add_row("accuracy on the vectors' labels", f"{100 * s['accuracy']:.1f}%")
+    return t

@@ -1,0 +1,125 @@
+"""Where firmware runs: an emulator or a real board on a serial port.
+
+Both give the same thing: the console's lines, one at a time, so the host
+side of the protocol is the same for QEMU and for hardware.
+"""
+from __future__ import annotations
+
+import selectors
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Iterator
+
+from .boards import Board
+from .errors import TinyDeployError
+
+
+class Target:
+    """Start the firmware, read console lines, stop."""
+    counts_instructions = False       # True when ticks are an exact instruction count
+    exit_status: int | None = None
+
+    def lines(self, timeout: float) -> Iterator[str]:
+        raise NotImplementedError
+
+    def finish(self, timeout: float) -> None:
+        """Called after the last protocol line: collect the exit status where there is one."""
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+class QemuTarget(Target):
+    """QEMU with -icount (deterministic: SysTick ticks a fixed number of times per
+    instruction), console on stdio, exit status through semihosting."""
+    counts_instructions = True
+
+    def __init__(self, board: Board, elf: Path):
+        qemu = board.qemu
+        if not qemu:
+            raise TinyDeployError(f"board '{board.name}' has no emulator; run it on the board with --port")
+        binary = qemu.get("binary", "qemu-system-arm")
+        if shutil.which(binary) is None:
+            raise TinyDeployError(f"{binary} not found; install it (apt-get install qemu-system-arm) or run `tinydeploy doctor`")
+        shift = int(qemu.get("icount_shift", 6))
+        self.command = [binary, "-M", qemu["machine"], "-nographic", "-monitor", "none", "-serial", "stdio",
+                        "-semihosting-config", "enable=on,target=native",
+                        "-icount", f"shift={shift},align=off,sleep=off", "-kernel", str(elf)]
+        self.proc = subprocess.Popen(self.command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+
+    def lines(self, timeout: float) -> Iterator[str]:
+        deadline = time.monotonic() + timeout
+        sel = selectors.DefaultSelector()
+        sel.register(self.proc.stdout, selectors.EVENT_READ)
+        pending = b""
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            if not sel.select(timeout=left):
+                continue
+            chunk = self.proc.stdout.read1(65536)
+            if not chunk:
+                break
+            pending += chunk
+            *complete, pending = pending.split(b"\n")
+            for line in complete:
+                yield line.decode(errors="replace").rstrip("\r")
+        if pending:
+            yield pending.decode(errors="replace").rstrip("\r")
+        self.finish(max(1.0, deadline - time.monotonic()))
+
+    def finish(self, timeout: float) -> None:
+        try:
+            self.exit_status = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise TinyDeployError(f"the firmware reported its results but did not exit within {timeout:.0f} s")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        for stream in (self.proc.stdout, self.proc.stderr):
+            stream.close()
+
+
+class SerialTarget(Target):
+    """A real board on a serial port, already flashed (`tinydeploy flash`).
+    SysTick ticks there are core clock cycles."""
+
+    def __init__(self, port: str, baudrate: int = 115200):
+        try:
+            import serial
+        except ImportError:
+            raise TinyDeployError("pyserial is not installed; run `pip install pyserial`")
+        try:
+            self.serial = serial.serial_for_url(port, baudrate=baudrate, timeout=0.2)
+        except (serial.SerialException, ValueError) as exc:
+            raise TinyDeployError(f"cannot open serial port {port}: {exc}; check the cable and the port name")
+
+    def lines(self, timeout: float) -> Iterator[str]:
+        import serial
+        deadline = time.monotonic() + timeout
+        pending = b""
+        while time.monotonic() < deadline:
+            try:
+                # never ask for more than is waiting: pyserial drops a partial read when the link closes
+                chunk = self.serial.read(max(1, self.serial.in_waiting))
+            except serial.SerialException:      # the other end went away (board reset, emulator exited)
+                chunk, deadline = b"\n", 0
+            pending += chunk
+            *complete, pending = pending.split(b"\n")
+            for line in complete:
+                yield line.decode(errors="replace").rstrip("\r")
+        raise TimeoutError
+
+    def stop(self) -> None:
+        self.serial.close()

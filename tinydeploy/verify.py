@@ -1,0 +1,99 @@
+"""Read the firmware's line protocol and check every output byte against the
+TFLite Micro reference interpreter."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import reference
+from .errors import TinyDeployError
+from .targets import Target
+
+
+@dataclass
+class RunResult:
+    """What one run of the test firmware showed."""
+    model: str
+    board: str
+    outputs: np.ndarray                # int8 [vectors, output size], as the target computed them
+    ticks: list[int]
+    ticks_per_instruction: float | None
+    counts_instructions: bool
+    exit_status: int | None = None
+    expected: np.ndarray | None = None
+    labels: np.ndarray | None = None
+    output_zero_point: int = 0
+    mismatches: list[tuple[int, int, int, int]] = field(default_factory=list)   # vector, byte, ours, ref
+
+    @property
+    def instructions(self) -> list[int] | None:
+        if not self.counts_instructions or not self.ticks_per_instruction:
+            return None
+        return [round(t / self.ticks_per_instruction) for t in self.ticks]
+
+    @property
+    def mismatched_vectors(self) -> int:
+        return len({m[0] for m in self.mismatches})
+
+    def accuracy(self) -> float | None:
+        """Share of vectors whose arg-max output equals the label (classifiers with labels only)."""
+        if self.labels is None or len(self.labels) != len(self.outputs) or self.outputs.shape[1] < 2:
+            return None
+        return float(np.mean(np.argmax(self.outputs, axis=1) == self.labels))
+
+
+def read_protocol(target: Target, fingerprint: str, out_size: int, count: int, timeout: float):
+    """Parse BEGIN/CAL/OUT/END lines; returns (outputs, ticks, ticks per instruction)."""
+    outputs, ticks, cal, begun = {}, {}, None, False
+    try:
+        for line in target.lines(timeout):
+            parts = line.strip().split()
+            if len(parts) < 2 or parts[0] != "TD":
+                continue
+            kind = parts[1]
+            if kind == "BEGIN":
+                ident = dict(p.split("=", 1) for p in parts[3:] if "=" in p).get("id")
+                if ident != fingerprint:
+                    raise TinyDeployError(f"the firmware reports model/vector id {ident}, expected {fingerprint}; "
+                                          "the board runs another build: rebuild and flash it")
+                begun = True
+            elif kind == "CAL" and begun:
+                cal = int(parts[2]) / int(parts[3])
+            elif kind == "OUT" and begun:
+                data = bytes.fromhex(parts[4]) if len(parts) > 4 else b""
+                if len(data) != out_size:
+                    raise TinyDeployError(f"garbled output line for vector {parts[2]} ({len(data)} of {out_size} bytes); "
+                                          "check the serial link (baud rate, cable)")
+                outputs[int(parts[2])] = np.frombuffer(data, dtype=np.int8)
+                ticks[int(parts[2])] = int(parts[3])
+            elif kind == "END" and begun:
+                target.finish(timeout)
+                break
+    except TimeoutError:
+        raise TinyDeployError(f"no complete result within {timeout:.0f} s ({len(outputs)} of {count} vectors "
+                              "reported); the firmware hung or crashed: raise --timeout, or check the board")
+    if not begun or len(outputs) != count:
+        raise TinyDeployError(f"the firmware stopped after {len(outputs)} of {count} vectors "
+                              f"(exit status {target.exit_status}); see the project's build.log and rerun")
+    order = sorted(outputs)
+    return np.stack([outputs[i] for i in order]), [ticks[i] for i in order], cal
+
+
+def run_and_verify(project: Path, target: Target, timeout: float = 120.0) -> RunResult:
+    """Collect the firmware's outputs from ``target`` and compare them with the reference interpreter."""
+    manifest = json.loads((project / "tinydeploy.json").read_text())
+    saved = np.load(project / "vectors.npz")
+    inputs, labels = saved["x"], saved["y"]
+    out_size = manifest["model"]["output"]["size"]
+    outputs, ticks, cal = read_protocol(target, manifest["fingerprint"], out_size, len(inputs), timeout)
+    flatbuffer = Path(manifest["model_path"]).read_bytes()
+    expected = reference.run(flatbuffer, inputs).astype(np.int8)
+    result = RunResult(manifest["model"]["name"], manifest["board"], outputs, ticks, cal, target.counts_instructions,
+                       target.exit_status, expected, labels if len(labels) else None,
+                       manifest["model"]["output"]["zero_point"])
+    for v, b in zip(*np.nonzero(outputs != expected)):
+        result.mismatches.append((int(v), int(b), int(outputs[v, b]), int(expected[v, b])))
+    return result
