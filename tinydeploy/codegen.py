@@ -59,7 +59,7 @@ def compile_model(path: str | Path) -> CompiledModel:
     return CompiledModel(g, steps, plan(g, steps))
 
 
-def _c_values(values: np.ndarray, per_line: int = 16) -> str:
+def c_values(values: np.ndarray, per_line: int = 16) -> str:
     items = [str(int(v)) for v in np.asarray(values).reshape(-1)]
     if len(items) == 0:
         items = ["0"]
@@ -71,7 +71,7 @@ def _pointer(model: CompiledModel, tensor: int) -> str:
 
 
 def _step_context(model: CompiledModel, step: Step) -> dict:
-    arrays = [dict(field=f, ctype=ctype, count=max(1, a.size), body=_c_values(a)) for f, (ctype, a) in step.arrays.items()]
+    arrays = [dict(field=f, ctype=ctype, count=max(1, a.size), body=c_values(a)) for f, (ctype, a) in step.arrays.items()]
     fields = list(step.scalars.items()) if step.params_type else []
     fields += [(f, f"op{step.op_index}_{f}") for f in step.arrays]
     src, dst = _pointer(model, step.inputs[0]), _pointer(model, step.outputs[0])
@@ -86,14 +86,14 @@ def _step_context(model: CompiledModel, step: Step) -> dict:
                 output_bytes=model.graph.tensors[step.outputs[0]].nbytes)
 
 
-def _env() -> jinja2.Environment:
+def template_env() -> jinja2.Environment:
     return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), trim_blocks=True,
                               lstrip_blocks=True, keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
 
 
 def render_sources(model: CompiledModel) -> dict[str, str]:
     """File name -> text of the generated model library (without kernels)."""
-    env = _env()
+    env = template_env()
     info = model.summary()
     ctx = dict(name=model.name, NAME=model.name.upper(), source=model.graph.path.name,
                input=info["input"], output=info["output"], arena_size=model.plan.arena_size,
@@ -106,7 +106,7 @@ def render_sources(model: CompiledModel) -> dict[str, str]:
         f"{model.name}.h": env.get_template("model.h.j2").render(ctx),
         f"{model.name}.c": env.get_template("model.c.j2").render(ctx),
         f"{model.name}_tflite.c": env.get_template("tflite.c.j2").render(
-            name=model.name, source=model.graph.path.name, length=flat.size, body=_c_values(flat, 20)),
+            name=model.name, source=model.graph.path.name, length=flat.size, body=c_values(flat, 20)),
         "model.json": json.dumps(info, indent=2) + "\n",
     }
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .boards import Board
-from .codegen import CompiledModel, _c_values, _env, write_library
+from .codegen import CompiledModel, c_values, template_env, write_library
 from .errors import TinyDeployError
 from .paths import FIRMWARE, atomic_dir
 from .vectors import Vectors
@@ -39,11 +39,11 @@ def fit_check(model: CompiledModel, board: Board, vectors: Vectors) -> dict:
 def render_project(model: CompiledModel, board: Board, vectors: Vectors, out_dir: Path) -> Path:
     """Write the complete project into ``out_dir`` (replacing it atomically)."""
     fit_check(model, board, vectors)
-    env = _env()
+    env = template_env()
     fingerprint = vectors.fingerprint(model.graph.flatbuffer)
     ctx = dict(model=model.name, MODEL=model.name.upper(), board=board, stack_size=STACK_BYTES,
                count=len(vectors.inputs), size=vectors.inputs.shape[1], fingerprint=fingerprint,
-               origin=vectors.origin, rows=[_c_values(row) for row in vectors.inputs],
+               origin=vectors.origin, rows=[c_values(row) for row in vectors.inputs],
                platform=f"symlink://{PLATFORM_DIR}", pio_board=f"td-{board.name}",
                build_flags=board.defines, toolchain=board.toolchain_prefix, cpu_flags=board.cpu_flags)
     with atomic_dir(out_dir) as tmp:
