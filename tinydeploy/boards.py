@@ -51,7 +51,7 @@ class Board:
     @property
     def defines(self) -> list[str]:
         """Preprocessor flags that select this board's drivers in firmware/bsp."""
-        return [f"-DTD_CORE_CORTEXM", f"-D{_UART_DEFINES[self.uart['kind']]}",
+        return ["-DTD_CORE_CORTEXM", f"-D{_UART_DEFINES[self.uart['kind']]}",
                 f"-DTD_UART_BASE={int(self.uart['base']):#x}u", f"-D{_EXIT_DEFINES[self.exit]}",
                 f"-DTD_BOARD_CLOCK_HZ={self.clock_hz}u"]
 

@@ -89,6 +89,18 @@ class Graph:
         return self.tensors[self.outputs[i]]
 
 
+def op_macs(graph: Graph, op: Operator) -> int:
+    """Multiply-accumulates one inference of ``op`` performs (0 for ops without weights)."""
+    if op.op not in ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D"):
+        return 0
+    w = graph.tensors[op.inputs[1]]
+    if op.op == "FULLY_CONNECTED":
+        per_output = int(np.prod(w.shape[1:]))
+    else:
+        per_output = int(np.prod(w.shape[1:3])) * (w.shape[3] if op.op == "CONV_2D" else 1)
+    return graph.tensors[op.outputs[0]].size * per_output
+
+
 def c_identifier(text: str) -> str:
     """A valid C identifier made from a file stem: `hello-world 2` -> `hello_world_2`."""
     ident = "".join(c if c.isalnum() else "_" for c in text).strip("_").lower() or "model"

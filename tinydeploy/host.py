@@ -39,13 +39,13 @@ class HostModel:
         for name, text in render_sources(model).items():
             (work / name).write_text(text)
         (work / "td_trace.c").write_text(_TRACE_SHIM)
+        (work / "td_trace.h").write_text("#include <stdint.h>\nvoid td_trace(int op, const int8_t *data, int bytes);\n")
         sources = [work / f"{model.name}.c", work / "td_trace.c"]
         sources += [p for p in kernel_sources() if p.suffix == ".c"]
         lib = work / f"lib{model.name}.so"
         cmd = ["gcc", "-shared", "-fPIC", *cflags, f"-I{work}", f"-I{sources[-1].parent}",
                "-DTD_TRACE(i,d,n)=td_trace((i),(d),(n))",
-               "-include", "stdint.h", "-include", str(work / "td_trace_decl.h"), *map(str, sources), "-o", str(lib)]
-        (work / "td_trace_decl.h").write_text("void td_trace(int op, const int8_t *data, int bytes);\n")
+               "-include", str(work / "td_trace.h"), *map(str, sources), "-o", str(lib)]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             raise RuntimeError(f"host build failed:\n{proc.stderr}")

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from . import graph as graph_mod, reference
 from .errors import TinyDeployError
 from .graph import Graph
@@ -16,17 +14,6 @@ def _quant(t) -> str:
     if t.scale.size > 1:
         return f"per-channel ({t.scale.size} scales, dim {t.quantized_dim})"
     return f"scale {float(t.scale[0]):.6g}, zp {int(t.zero_point[0])}"
-
-
-def _macs(g: Graph, op) -> int:
-    if op.op == "FULLY_CONNECTED":
-        w = g.tensors[op.inputs[1]]
-        return g.tensors[op.outputs[0]].size * int(np.prod(w.shape[1:]))
-    if op.op in ("CONV_2D", "DEPTHWISE_CONV_2D"):
-        w = g.tensors[op.inputs[1]]
-        per_output = int(np.prod(w.shape[1:3])) * (w.shape[3] if op.op == "CONV_2D" else 1)
-        return g.tensors[op.outputs[0]].size * per_output
-    return 0
 
 
 @dataclass
@@ -45,7 +32,7 @@ def inspect(path) -> Inspection:
     for op in g.operators:
         weights = sum(g.tensors[i].nbytes for i in op.inputs if i >= 0 and g.tensors[i].is_constant)
         out = g.tensors[op.outputs[0]]
-        rows.append(dict(index=op.index, op=op.op, output_shape=list(out.shape), macs=_macs(g, op), weight_bytes=weights))
+        rows.append(dict(index=op.index, op=op.op, output_shape=list(out.shape), macs=graph_mod.op_macs(g, op), weight_bytes=weights))
     tensors = [dict(index=t.index, name=t.name, shape=list(t.shape), dtype=t.dtype, quantization=_quant(t),
                     constant=t.is_constant, bytes=t.nbytes) for t in g.tensors]
     arena = unsupported = None

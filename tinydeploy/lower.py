@@ -13,9 +13,11 @@ import numpy as np
 
 from . import quant
 from .errors import TinyDeployError
-from .graph import Graph, Operator, Tensor
+from .graph import Graph, Operator, Tensor, op_macs
 
 SUPPORTED_OPS = ("FULLY_CONNECTED", "SOFTMAX", "RESHAPE")
+QUANTIZE_HINT = ("Quantize it to full integer (`tinydeploy quantize`, or TFLiteConverter with TFLITE_BUILTINS_INT8 "
+                 "and int8 inference_input_type/inference_output_type)")
 
 
 @dataclass
@@ -45,8 +47,7 @@ def _require_int8(graph: Graph, op: Operator, tensor: Tensor, role: str) -> None
         kind = tensor.dtype if tensor.dtype != "int8" else "int8 without quantization parameters"
         raise TinyDeployError(
             f"{_where(graph, op)}: {role} tensor '{tensor.name}' is {kind}; the model is not fully "
-            "int8-quantized. Quantize it to full integer (`tinydeploy quantize`, or TFLiteConverter "
-            "with TFLITE_BUILTINS_INT8 and int8 input/output)")
+            f"int8-quantized. {QUANTIZE_HINT}")
 
 
 def _fully_connected(graph: Graph, op: Operator) -> Step:
@@ -82,7 +83,7 @@ def _fully_connected(graph: Graph, op: Operator) -> Step:
                             bias=("int32_t", folded),
                             multiplier=("int32_t", np.asarray(mults, np.int32)),
                             shift=("int32_t", np.asarray(shifts, np.int32))),
-                macs=batches * in_depth * out_depth)
+                macs=op_macs(graph, op))
 
 
 def _softmax(graph: Graph, op: Operator) -> Step:
@@ -119,8 +120,7 @@ def lower(graph: Graph) -> list[Step]:
         if tensor.dtype != "int8":
             raise TinyDeployError(
                 f"{graph.path}: the model {role} '{tensor.name}' is {tensor.dtype}, not int8; the model is not fully "
-                "quantized. Quantize it to full integer (`tinydeploy quantize`, or TFLiteConverter with "
-                "TFLITE_BUILTINS_INT8 and inference_input_type/inference_output_type int8)")
+                f"quantized. {QUANTIZE_HINT}")
     steps = []
     for op in graph.operators:
         if op.op not in _LOWER:

@@ -1,6 +1,7 @@
 """Full-integer int8 quantization with TFLiteConverter, and the accuracy it costs."""
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +36,9 @@ def quantize(keras_path: Path, out: Path) -> QuantizeResult:
     keras_path, out = Path(keras_path), Path(out)
     if not keras_path.exists():
         raise TinyDeployError(f"{keras_path}: no such file; train a model first (`tinydeploy train`)")
+    if keras_path.suffix != ".keras":
+        raise TinyDeployError(f"{keras_path}: quantize takes a trained Keras model (.keras from `tinydeploy train`); "
+                              "a .tflite is already converted: pass it to convert, build or run")
     ds = data_mod.load_for_model(keras_path)
     if ds is None:
         raise TinyDeployError(f"{data_mod.spec_path(keras_path)} is missing: quantization needs the training data "
@@ -66,7 +70,7 @@ def quantize(keras_path: Path, out: Path) -> QuantizeResult:
     x_q = quantize_inputs(ds.x_test, float(x.scale[0]), int(x.zero_point[0]))
     int8_out = reference.run(flatbuffer, x_q)
     int8_acc = float(np.mean(np.argmax(int8_out, axis=1) == ds.y_test))
-    with open(testset_path(out).with_suffix(".tmp.npz"), "wb") as fh:
-        np.savez(fh, x=x_q, y=ds.y_test)
-    testset_path(out).with_suffix(".tmp.npz").replace(testset_path(out))
+    testset = io.BytesIO()
+    np.savez(testset, x=x_q, y=ds.y_test)
+    atomic_write(testset_path(out), testset.getvalue())
     return QuantizeResult(out, float_acc, int8_acc, len(flatbuffer))

@@ -6,6 +6,7 @@ import statistics
 from rich.table import Table
 
 from .pipeline import Firmware
+from .render import STACK_BYTES
 from .verify import RunResult
 
 
@@ -63,7 +64,7 @@ def run_table(fw: Firmware, result: RunResult) -> Table:
     if fw.model.macs:
         t.add_row("MACs/inference", f"{fw.model.macs:,}")
     t.add_row("flash used", f"{s['flash_bytes']:,} of {fw.board.flash.size:,} (weights {s['weight_bytes']:,})")
-    t.add_row("RAM used", f"{s['ram_bytes']:,} of {fw.board.ram.size:,} (arena {s['arena_bytes']:,}, stack 4,096)")
+    t.add_row("RAM used", f"{s['ram_bytes']:,} of {fw.board.ram.size:,} (arena {s['arena_bytes']:,}, stack {STACK_BYTES:,})")
     if s["accuracy"] is not None:
         t.add_row("accuracy on the vectors' labels", f"{100 * s['accuracy']:.1f}%")
     return t
