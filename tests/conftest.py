@@ -9,6 +9,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_MODELS = ROOT.parent / "shared" / "models"
+SHARED_MODEL_NAMES = [
+    "mlperf-tiny/ad01_int8.tflite", "mlperf-tiny/kws_ref_model.tflite", "mlperf-tiny/pretrainedResnet_quant.tflite",
+    "mlperf-tiny/vww_96_int8.tflite", "tflm/hello_world_int8.tflite", "tflm/micro_speech_quantized.tflite",
+    "tflm/person_detect.tflite",
+]
 
 
 def shared_model(rel: str) -> Path:

@@ -67,13 +67,51 @@ def test_float_model(tmp_path):
     path = tmp_path / "float.tflite"
     path.write_bytes(b.finish([x], [y]))
     proc = tinydeploy("convert", path, "-o", tmp_path / "out")
-    assert_clean_failure(proc, "float32", "not fully quantized")
+    assert_clean_failure(proc, "operator #0 FULLY_CONNECTED", "float32", "not fully int8-quantized")
     assert not (tmp_path / "out").exists()
 
 
+def _model_with_unsupported_op(tmp_path) -> Path:
+    """FULLY_CONNECTED then HARD_SWISH, an op tinydeploy has no kernel for."""
+    b = ModelBuilder()
+    x = b.tensor((1, 8), np.int8, 0.05, 0)
+    h = random_fc_layer(b, np.random.default_rng(0), x, 8, per_channel=False, activation=0)
+    y = b.tensor((1, 8), np.int8, 0.05, 0)
+    b.unary("HARD_SWISH", h, y)
+    path = tmp_path / "hard_swish.tflite"
+    path.write_bytes(b.finish([x], [y]))
+    return path
+
+
 def test_unsupported_op(tmp_path):
-    proc = tinydeploy("build", shared_model("tflm/micro_speech_quantized.tflite"), "-o", tmp_path / "proj")
-    assert_clean_failure(proc, "operator #1 DEPTHWISE_CONV_2D", "not supported")
+    proc = tinydeploy("build", _model_with_unsupported_op(tmp_path), "-o", tmp_path / "proj")
+    assert_clean_failure(proc, "operator #1 HARD_SWISH", "not supported")
+    assert not (tmp_path / "proj").exists()
+
+
+def test_unsupported_fused_activation(tmp_path):
+    b = ModelBuilder()
+    x = b.tensor((1, 5, 5, 2), np.int8, 0.05, 0)
+    w = b.tensor((3, 3, 3, 2), np.int8, 0.01, 0, np.ones((3, 3, 3, 2), np.int8))
+    bias = b.tensor((3,), np.int32, 0.0005, 0, np.zeros(3, np.int32))
+    y = b.tensor((1, 5, 5, 3), np.int8, 0.1, 0)
+    b.conv_2d(x, w, bias, y, activation=4)          # TANH fused into the convolution
+    path = tmp_path / "conv_tanh.tflite"
+    path.write_bytes(b.finish([x], [y]))
+    proc = tinydeploy("convert", path, "-o", tmp_path / "out")
+    assert_clean_failure(proc, "operator #0 CONV_2D", "fused activation TANH is not supported")
+    assert not (tmp_path / "out").exists()
+
+
+def test_unsupported_broadcast_rank(tmp_path):
+    b = ModelBuilder()
+    x = b.tensor((1, 2, 2, 2, 2), np.int8, 0.05, 0)
+    y = b.tensor((1, 2, 2, 2, 2), np.int8, 0.1, 0)
+    b.add(x, x, y)
+    path = tmp_path / "add5d.tflite"
+    path.write_bytes(b.finish([x], [y]))
+    proc = tinydeploy("build", path, "-o", tmp_path / "proj")
+    assert_clean_failure(proc, "operator #0 ADD", "more than 4 dimensions")
     assert not (tmp_path / "proj").exists()
 
 
@@ -102,6 +140,6 @@ def test_failed_rebuild_keeps_previous_output(tmp_path):
     out = tmp_path / "lib"
     assert tinydeploy("convert", shared_model("tflm/hello_world_int8.tflite"), "-o", out).returncode == 0
     before = sorted(p.name for p in out.iterdir())
-    proc = tinydeploy("convert", shared_model("tflm/micro_speech_quantized.tflite"), "-o", out)
+    proc = tinydeploy("convert", _model_with_unsupported_op(tmp_path), "-o", out)
     assert proc.returncode != 0
     assert sorted(p.name for p in out.iterdir()) == before

@@ -13,7 +13,9 @@ from tinydeploy.pipeline import build_firmware, run_firmware
 from tinydeploy.targets import SerialTarget
 from tinydeploy.verify import run_and_verify
 
-from conftest import have_firmware_tools, shared_model
+from tflite_builder import ModelBuilder, random_fc_layer
+
+from conftest import SHARED_MODEL_NAMES, have_firmware_tools, shared_model
 
 pytestmark = [pytest.mark.firmware,
               pytest.mark.skipif(not have_firmware_tools(), reason="arm-none-eabi-gcc or qemu-system-arm missing")]
@@ -43,6 +45,38 @@ def test_emulated_run_is_bit_exact(tmp_path_factory, rel, board):
     again = run_firmware(fw)
     assert again.instructions == result.instructions
     assert all(i > fw.model.macs for i in result.instructions)
+
+
+@pytest.mark.parametrize("rel", [m for m in SHARED_MODEL_NAMES
+                                 if m not in ("tflm/hello_world_int8.tflite", "mlperf-tiny/ad01_int8.tflite")])
+def test_every_shared_model_is_bit_exact_in_qemu(tmp_path_factory, rel):
+    """`run --board mps2-an386 MODEL --vectors 5` with 0 mismatches for the seven shared models
+    (hello_world and ad01 run in the test above)."""
+    fw = firmware(tmp_path_factory, rel, "mps2-an386")
+    result = run_firmware(fw)
+    assert result.exit_status == 0 and len(result.outputs) == 5
+    assert result.mismatches == []
+    np.testing.assert_array_equal(result.outputs, result.expected)
+
+
+@pytest.mark.parametrize("board", ["mps2-an386", "lm3s6965evb"])
+def test_float_input_and_output_at_the_boundary(tmp_path, board):
+    """float32 in, QUANTIZE, FULLY_CONNECTED, DEQUANTIZE, float32 out: on the M4F's FPU and in the M3's soft float."""
+    rng = np.random.default_rng(5)
+    b = ModelBuilder()
+    x = b.tensor((1, 24), np.float32)
+    q = b.tensor((1, 24), np.int8, 0.04, -3)
+    b.unary("QUANTIZE", x, q)
+    h = random_fc_layer(b, rng, q, 10, per_channel=True, activation=0)
+    y = b.tensor((1, 10), np.float32)
+    b.unary("DEQUANTIZE", h, y)
+    path = tmp_path / "float_io.tflite"
+    path.write_bytes(b.finish([x], [y]))
+    fw = build_firmware(path, board, tmp_path / "fw", vectors=5)
+    result = run_firmware(fw)
+    assert result.outputs.dtype == np.float32 and result.outputs.shape == (5, 10)
+    assert result.mismatches == []
+    np.testing.assert_array_equal(result.outputs.view(np.int32), result.expected.view(np.int32))
 
 
 def test_calibration_is_the_icount_ratio(tmp_path_factory):

@@ -5,30 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tinydeploy import reference
 from tinydeploy.codegen import compile_model
-from tinydeploy.host import HostModel
 
-from tflite_builder import ModelBuilder, random_fc_layer
+from tflite_builder import ModelBuilder, check_against_reference, random_fc_layer
 
 CASES = 40
-
-
-def _check(tmp_path, flatbuffer: bytes, rng, vectors: int = 4):
-    path = tmp_path / "m.tflite"
-    path.write_bytes(flatbuffer)
-    model = compile_model(path)
-    host = HostModel(model)
-    size = model.graph.input_tensor().size
-    for _ in range(vectors):
-        x = rng.integers(-128, 128, size=size).astype(np.int8)
-        out, trace = host.invoke(x, trace=True)
-        expected = reference.intermediates(flatbuffer, x, [s.outputs[0] for s in model.steps])
-        for step in model.steps:
-            np.testing.assert_array_equal(trace[step.op_index], expected[step.outputs[0]],
-                                          err_msg=f"operator #{step.op_index} {step.op}")
-        np.testing.assert_array_equal(out, reference.run(flatbuffer, x[None])[0])
-    return model
 
 
 @pytest.mark.parametrize("seed", range(CASES))
@@ -38,7 +19,7 @@ def test_fully_connected_random(tmp_path, seed):
     batches, depth = int(rng.integers(1, 4)), int(rng.integers(1, 80))
     x = b.tensor((batches, depth), np.int8, float(rng.uniform(0.005, 0.5)), int(rng.integers(-128, 128)))
     y = random_fc_layer(b, rng, x, int(rng.integers(1, 70)), per_channel=bool(seed % 2), activation=int(rng.choice([0, 1, 3])))
-    _check(tmp_path, b.finish([x], [y]), rng)
+    check_against_reference(tmp_path, b.finish([x], [y]), rng)
 
 
 @pytest.mark.parametrize("seed", range(CASES))
@@ -49,7 +30,7 @@ def test_softmax_random(tmp_path, seed):
     x = b.tensor((rows, depth), np.int8, float(rng.uniform(0.001, 1.0)), int(rng.integers(-128, 128)))
     y = b.tensor((rows, depth), np.int8, 1.0 / 256, -128)
     b.softmax(x, y, beta=float(rng.choice([1.0, rng.uniform(0.1, 3.0)])))
-    _check(tmp_path, b.finish([x], [y]), rng, vectors=6)
+    check_against_reference(tmp_path, b.finish([x], [y]), rng, vectors=6)
 
 
 @pytest.mark.parametrize("seed", range(10))
@@ -66,7 +47,7 @@ def test_chain_with_reshapes(tmp_path, seed):
     b.softmax(h2, sm)
     y = b.tensor((1, 20), np.int8, 1.0 / 256, -128)
     b.reshape(sm, y)
-    model = _check(tmp_path, b.finish([x], [y]), rng)
+    model = check_against_reference(tmp_path, b.finish([x], [y]), rng)
     assert [s.kernel for s in model.steps if s.op == "RESHAPE"] == [None, None]
 
 

@@ -9,6 +9,10 @@ import flatbuffers
 import numpy as np
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as s
 
+from tinydeploy import reference
+from tinydeploy.codegen import CompiledModel, compile_model
+from tinydeploy.host import HostModel
+
 _TYPES = {np.int8: s.TensorType.INT8, np.int32: s.TensorType.INT32, np.float32: s.TensorType.FLOAT32}
 
 
@@ -67,6 +71,64 @@ class ModelBuilder:
         o.newShape = list(self.tensors[out].shape)
         self.operator(s.BuiltinOperator.RESHAPE, [x], [out], s.BuiltinOptions.ReshapeOptions, o)
 
+    def conv_2d(self, x: int, weights: int, bias: int, out: int, stride=(1, 1), dilation=(1, 1), same=True,
+                activation: int = 0) -> None:
+        o = s.Conv2DOptionsT()
+        o.padding = s.Padding.SAME if same else s.Padding.VALID
+        o.strideH, o.strideW = stride
+        o.dilationHFactor, o.dilationWFactor = dilation
+        o.fusedActivationFunction = activation
+        self.operator(s.BuiltinOperator.CONV_2D, [x, weights, bias], [out], s.BuiltinOptions.Conv2DOptions, o)
+
+    def depthwise_conv_2d(self, x: int, weights: int, bias: int, out: int, multiplier: int, stride=(1, 1),
+                          dilation=(1, 1), same=True, activation: int = 0) -> None:
+        o = s.DepthwiseConv2DOptionsT()
+        o.padding = s.Padding.SAME if same else s.Padding.VALID
+        o.strideH, o.strideW = stride
+        o.dilationHFactor, o.dilationWFactor = dilation
+        o.depthMultiplier = multiplier
+        o.fusedActivationFunction = activation
+        self.operator(s.BuiltinOperator.DEPTHWISE_CONV_2D, [x, weights, bias], [out],
+                      s.BuiltinOptions.DepthwiseConv2DOptions, o)
+
+    def pool_2d(self, kind: str, x: int, out: int, window, stride, same: bool, activation: int = 0) -> None:
+        o = s.Pool2DOptionsT()
+        o.padding = s.Padding.SAME if same else s.Padding.VALID
+        o.filterHeight, o.filterWidth = window
+        o.strideH, o.strideW = stride
+        o.fusedActivationFunction = activation
+        op = s.BuiltinOperator.AVERAGE_POOL_2D if kind == "average" else s.BuiltinOperator.MAX_POOL_2D
+        self.operator(op, [x], [out], s.BuiltinOptions.Pool2DOptions, o)
+
+    def add(self, a: int, b: int, out: int, activation: int = 0) -> None:
+        o = s.AddOptionsT()
+        o.fusedActivationFunction = activation
+        self.operator(s.BuiltinOperator.ADD, [a, b], [out], s.BuiltinOptions.AddOptions, o)
+
+    def mul(self, a: int, b: int, out: int, activation: int = 0) -> None:
+        o = s.MulOptionsT()
+        o.fusedActivationFunction = activation
+        self.operator(s.BuiltinOperator.MUL, [a, b], [out], s.BuiltinOptions.MulOptions, o)
+
+    def mean(self, x: int, axes, out: int, keep_dims: bool) -> None:
+        axis = self.tensor((len(axes),), np.int32, data=np.asarray(axes, np.int32))
+        o = s.ReducerOptionsT()
+        o.keepDims = keep_dims
+        self.operator(s.BuiltinOperator.MEAN, [x, axis], [out], s.BuiltinOptions.ReducerOptions, o)
+
+    def pad(self, x: int, paddings, out: int) -> None:
+        pads = self.tensor((len(paddings), 2), np.int32, data=np.asarray(paddings, np.int32))
+        self.operator(s.BuiltinOperator.PAD, [x, pads], [out], s.BuiltinOptions.PadOptions, s.PadOptionsT())
+
+    def concatenation(self, inputs, out: int, axis: int) -> None:
+        o = s.ConcatenationOptionsT()
+        o.axis = axis
+        self.operator(s.BuiltinOperator.CONCATENATION, inputs, [out], s.BuiltinOptions.ConcatenationOptions, o)
+
+    def unary(self, name: str, x: int, out: int) -> None:
+        """LOGISTIC, TANH, QUANTIZE or DEQUANTIZE (ops without options)."""
+        self.operator(getattr(s.BuiltinOperator, name), [x], [out])
+
     def finish(self, inputs, outputs) -> bytes:
         model = s.ModelT()
         model.version = 3
@@ -104,3 +166,29 @@ def random_fc_layer(b: ModelBuilder, rng: np.random.Generator, x: int, out_depth
     out = b.tensor((batches, out_depth), np.int8, out_scale, int(rng.integers(-60, 60)))
     b.fully_connected(x, weights, bias, out, activation)
     return out
+
+
+def random_input(model: CompiledModel, rng: np.random.Generator) -> np.ndarray:
+    """Random int8 values, or floats spanning roughly the int8 range of a float input's QUANTIZE."""
+    x = model.graph.input_tensor()
+    q = rng.integers(-128, 128, size=x.size)
+    if x.dtype == "float32":
+        return (q * rng.uniform(0.001, 0.2)).astype(np.float32)
+    return q.astype(np.int8)
+
+
+def check_against_reference(tmp_path, flatbuffer: bytes, rng: np.random.Generator, vectors: int = 4) -> CompiledModel:
+    """Compile the model for the host and compare every operator's output bytes with TFLite Micro."""
+    path = tmp_path / "m.tflite"
+    path.write_bytes(flatbuffer)
+    model = compile_model(path)
+    host = HostModel(model)
+    for _ in range(vectors):
+        x = random_input(model, rng)
+        out, trace = host.invoke(x, trace=True)
+        expected = reference.intermediates(flatbuffer, x, [st.outputs[0] for st in model.steps])
+        for step in model.steps:
+            np.testing.assert_array_equal(trace[step.op_index], np.ascontiguousarray(expected[step.outputs[0]]).view(np.int8),
+                                          err_msg=f"operator #{step.op_index} {step.op}")
+        np.testing.assert_array_equal(out.view(np.int8), reference.run(flatbuffer, x[None])[0].view(np.int8))
+    return model

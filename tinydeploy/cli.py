@@ -111,8 +111,8 @@ def run(model: Path = typer.Argument(..., help="int8 .tflite model"),
         atomic_write(json_out, json.dumps(summary(fw, result), indent=2) + "\n")
     if result.mismatches:
         for v, b, ours, ref in result.mismatches[:10]:
-            err.print(f"mismatch: vector {v} byte {b}: firmware {ours}, reference {ref}")
-        raise TinyDeployError(f"{len(result.mismatches)} output bytes differ from the TFLite Micro reference", exit_code=1)
+            err.print(f"mismatch: vector {v} element {b}: firmware {ours}, reference {ref}")
+        raise TinyDeployError(f"{len(result.mismatches)} output values differ from the TFLite Micro reference", exit_code=1)
 
 
 @command
@@ -121,11 +121,13 @@ def inspect(model: Path = typer.Argument(..., help=".tflite model")):
     from .inspect_model import inspect as inspect_model
     r = inspect_model(model)
     ops = Table(title=f"{model}: {len(r.rows)} operators")
-    for col in ("#", "op", "output shape", "MACs", "weight bytes"):
-        ops.add_column(col, justify="right" if col in ("#", "MACs", "weight bytes") else "left")
+    for col in ("#", "op", "output shape", "MACs", "weight bytes", "output at arena offset"):
+        ops.add_column(col, justify="left" if col in ("op", "output shape") else "right")
     for row in r.rows:
-        ops.add_row(str(row["index"]), row["op"], str(row["output_shape"]), f"{row['macs']:,}", f"{row['weight_bytes']:,}")
-    ops.add_row("", "total", "", f"{sum(x['macs'] for x in r.rows):,}", f"{sum(x['weight_bytes'] for x in r.rows):,}")
+        offset = row.get("arena_offset")
+        ops.add_row(str(row["index"]), row["op"], str(row["output_shape"]), f"{row['macs']:,}", f"{row['weight_bytes']:,}",
+                    "-" if offset is None else f"{offset:,}")
+    ops.add_row("", "total", "", f"{sum(x['macs'] for x in r.rows):,}", f"{sum(x['weight_bytes'] for x in r.rows):,}", "")
     console.print(ops)
     tensors = Table(title="tensors")
     for col in ("#", "name", "shape", "type", "quantization", "bytes"):
@@ -139,9 +141,14 @@ def inspect(model: Path = typer.Argument(..., help=".tflite model")):
     else:
         console.print(f"[yellow]cannot plan this model yet:[/] {r.unsupported}")
     if r.reference_arena:
-        console.print(f"TFLite Micro reference interpreter: tensor arena {r.reference_arena.get('head', 0):,} bytes, "
+        head = r.reference_arena.get("head", 0)
+        console.print(f"TFLite Micro reference interpreter: tensor arena {head:,} bytes, "
                       f"plus {r.reference_arena.get('tail', 0):,} bytes of interpreter state "
                       f"= {r.reference_arena.get('total', 0):,} bytes arena_used_bytes")
+        if r.arena_bytes is not None and head:
+            verdict = "at most" if r.arena_bytes <= head else "MORE than"
+            console.print(f"our arena is {verdict} the reference's tensor arena: {r.arena_bytes:,} vs {head:,} bytes "
+                          f"({100 * (r.arena_bytes - head) / head:+.1f}%)")
 
 
 @command

@@ -15,7 +15,7 @@ import jinja2
 import numpy as np
 
 from . import graph as graph_mod
-from .graph import Graph
+from .graph import Graph, Tensor
 from .lower import Step, lower
 from .paths import KERNELS, TEMPLATES, atomic_dir
 from .plan import MemoryPlan, plan
@@ -41,15 +41,20 @@ class CompiledModel:
         return sum(s.weight_bytes for s in self.steps)
 
     def summary(self) -> dict:
-        x, y = self.graph.input_tensor(), self.graph.output_tensor()
         return {
             "name": self.name, "source": str(self.graph.path),
-            "input": {"shape": list(x.shape), "size": x.size, "scale": float(x.scale[0]), "zero_point": int(x.zero_point[0])},
-            "output": {"shape": list(y.shape), "size": y.size, "scale": float(y.scale[0]), "zero_point": int(y.zero_point[0])},
+            "input": _io_summary(self.graph.input_tensor()), "output": _io_summary(self.graph.output_tensor()),
             "arena_bytes": self.plan.arena_size,
             "weight_bytes": self.weight_bytes, "macs": self.macs,
             "ops": [{"index": s.op_index, "op": s.op, "macs": s.macs, "weight_bytes": s.weight_bytes} for s in self.steps],
         }
+
+
+def _io_summary(t: Tensor) -> dict:
+    """Shape, type and quantization of a model input or output (scale 1, zero point 0 for float)."""
+    return {"shape": list(t.shape), "size": t.size, "bytes": t.nbytes, "dtype": t.dtype, "ctype": _CTYPES[t.dtype],
+            "scale": float(t.scale[0]) if t.is_quantized else 1.0,
+            "zero_point": int(t.zero_point[0]) if t.is_quantized else 0}
 
 
 def compile_model(path: str | Path) -> CompiledModel:
@@ -66,23 +71,48 @@ def c_values(values: np.ndarray, per_line: int = 16) -> str:
     return "\n".join("    " + ", ".join(items[i:i + per_line]) + "," for i in range(0, len(items), per_line))
 
 
-def _pointer(model: CompiledModel, tensor: int) -> str:
+_CTYPES = {"int8": "int8_t", "float32": "float"}
+
+
+def c_initializer(value) -> str:
+    """A C initializer for a params field: ints, float32 (as exact hex literals), arrays, nested structs."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f".{k} = {c_initializer(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "{" + ", ".join(c_initializer(v) for v in value) + "}"
+    if isinstance(value, float):
+        return float(np.float32(value)).hex() + "f"
+    return str(int(value))
+
+
+def _arena_address(model: CompiledModel, tensor: int) -> str:
     return f"(arena + {model.plan.offsets[tensor]})"
+
+
+def _pointer(model: CompiledModel, tensor: int) -> str:
+    """A typed pointer to an activation tensor in the arena."""
+    ctype = _CTYPES[model.graph.tensors[tensor].dtype]
+    address = _arena_address(model, tensor)
+    return address if ctype == "int8_t" else f"(({ctype} *){address})"
 
 
 def _step_context(model: CompiledModel, step: Step) -> dict:
     arrays = [dict(field=f, ctype=ctype, count=max(1, a.size), body=c_values(a)) for f, (ctype, a) in step.arrays.items()]
-    fields = list(step.scalars.items()) if step.params_type else []
-    fields += [(f, f"op{step.op_index}_{f}") for f in step.arrays]
-    src, dst = _pointer(model, step.inputs[0]), _pointer(model, step.outputs[0])
+    pointer_lists = [dict(field=f, body=", ".join(_arena_address(model, t) for t in tensors))
+                     for f, tensors in step.pointer_lists.items()]
+    fields = [(f, c_initializer(v)) for f, v in step.scalars.items()] if step.params_type else []
+    operands = step.operands if step.operands is not None else step.inputs + step.outputs
+    fields += [(f, f"op{step.op_index}_{f}") for f in list(step.arrays) + list(step.pointer_lists) if f not in operands]
     if step.kernel is None:
         call = None
         comment = "shares its input's bytes, no copy"
     else:
-        call = f"{step.kernel}(&op{step.op_index}, {src}, {dst})"
+        args = [f"op{step.op_index}_{o}" if isinstance(o, str) else _pointer(model, o) for o in operands]
+        call = f"{step.kernel}(&op{step.op_index}, {', '.join(args)})"
         comment = f"{step.macs} MACs" if step.macs else ""
-    return dict(op_index=step.op_index, op=step.op, params_type=step.params_type, arrays=arrays, fields=fields,
-                call=call, comment=comment, output=dst,
+    return dict(op_index=step.op_index, op=step.op, params_type=step.params_type, arrays=arrays,
+                pointer_lists=pointer_lists, fields=fields, call=call, comment=comment,
+                output=_arena_address(model, step.outputs[0]),
                 output_bytes=model.graph.tensors[step.outputs[0]].nbytes)
 
 

@@ -50,8 +50,12 @@ class Tensor:
         return int(np.prod(self.shape)) if self.shape else 1
 
     @property
+    def numpy_dtype(self) -> np.dtype:
+        return np.dtype(_DTYPES_BY_NAME[self.dtype])
+
+    @property
     def nbytes(self) -> int:
-        return self.size * np.dtype(_DTYPES_BY_NAME[self.dtype]).itemsize
+        return self.size * self.numpy_dtype.itemsize
 
     @property
     def is_quantized(self) -> bool:

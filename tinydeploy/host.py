@@ -51,13 +51,14 @@ class HostModel:
             raise RuntimeError(f"host build failed:\n{proc.stderr}")
         self._lib = ctypes.CDLL(str(lib))
         self._invoke = getattr(self._lib, f"{model.name}_invoke")
-        self._invoke.argtypes = [ctypes.POINTER(ctypes.c_int8), ctypes.POINTER(ctypes.c_int8)]
+        self._invoke.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
         self._hook = ctypes.c_void_p.in_dll(self._lib, "td_trace_hook")
 
     def invoke(self, row: np.ndarray, trace: bool = False) -> tuple[np.ndarray, dict[int, np.ndarray]]:
-        """Output for one input row, and each operator's output (by op index) when ``trace``."""
-        x = np.ascontiguousarray(np.asarray(row, dtype=np.int8).reshape(-1))
-        y = np.zeros(self.model.graph.output_tensor().size, dtype=np.int8)
+        """Output for one input row, and each operator's output bytes (by op index) when ``trace``."""
+        graph = self.model.graph
+        x = np.ascontiguousarray(np.asarray(row, dtype=graph.input_tensor().numpy_dtype).reshape(-1))
+        y = np.zeros(graph.output_tensor().size, dtype=graph.output_tensor().numpy_dtype)
         seen: dict[int, np.ndarray] = {}
 
         def record(op, data, nbytes):
@@ -66,7 +67,7 @@ class HostModel:
         callback = _TRACE_FN(record) if trace else None
         self._hook.value = ctypes.cast(callback, ctypes.c_void_p).value if trace else None
         try:
-            self._invoke(x.ctypes.data_as(ctypes.POINTER(ctypes.c_int8)), y.ctypes.data_as(ctypes.POINTER(ctypes.c_int8)))
+            self._invoke(x.ctypes.data, y.ctypes.data)
         finally:
             self._hook.value = None
         return y, seen

@@ -40,6 +40,8 @@ def inspect(path) -> Inspection:
         from .codegen import compile_model
         compiled = compile_model(path)
         arena = compiled.plan.arena_size
+        for row, op in zip(rows, g.operators):
+            row["arena_offset"] = compiled.plan.offsets.get(op.outputs[0])
     except TinyDeployError as exc:
         unsupported = str(exc)
     try:

@@ -15,7 +15,6 @@ from . import quant
 from .errors import TinyDeployError
 from .graph import Graph, Operator, Tensor, op_macs
 
-SUPPORTED_OPS = ("FULLY_CONNECTED", "SOFTMAX", "RESHAPE")
 QUANTIZE_HINT = ("Quantize it to full integer (`tinydeploy quantize`, or TFLiteConverter with TFLITE_BUILTINS_INT8 "
                  "and int8 inference_input_type/inference_output_type)")
 
@@ -29,9 +28,13 @@ class Step:
     params_type: str | None
     inputs: list[int]                   # activation tensors read
     outputs: list[int]                  # activation tensors written
-    scalars: dict[str, int] = field(default_factory=dict)
+    scalars: dict[str, int | float | list] = field(default_factory=dict)
     arrays: dict[str, tuple[str, np.ndarray]] = field(default_factory=dict)
     macs: int = 0
+    operands: list[int | str] | None = None     # call arguments: tensor indices or names in `arrays`;
+                                                # default inputs + outputs
+    pointer_lists: dict[str, list[int]] = field(default_factory=dict)   # params fields holding tensor addresses
+    in_place: bool = False                      # the output may take over a same-size input's bytes
 
     @property
     def weight_bytes(self) -> int:
@@ -42,56 +45,331 @@ def _where(graph: Graph, op: Operator) -> str:
     return f"{graph.path}: operator #{op.index} {op.op}"
 
 
+def _refuse(graph: Graph, op: Operator, what: str) -> TinyDeployError:
+    return TinyDeployError(f"{_where(graph, op)}: {what}")
+
+
 def _require_int8(graph: Graph, op: Operator, tensor: Tensor, role: str) -> None:
     if tensor.dtype != "int8" or not tensor.is_quantized:
         kind = tensor.dtype if tensor.dtype != "int8" else "int8 without quantization parameters"
-        raise TinyDeployError(
-            f"{_where(graph, op)}: {role} tensor '{tensor.name}' is {kind}; the model is not fully "
-            f"int8-quantized. {QUANTIZE_HINT}")
+        raise _refuse(graph, op, f"{role} tensor '{tensor.name}' is {kind}; the model is not fully "
+                                 f"int8-quantized. {QUANTIZE_HINT}")
+
+
+def _int8_io(graph: Graph, op: Operator) -> tuple[Tensor, Tensor]:
+    """The op's first input and its output, both checked to be quantized int8 activations."""
+    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    _require_int8(graph, op, x, "input")
+    _require_int8(graph, op, y, "output")
+    return x, y
+
+
+def _zp(t: Tensor) -> int:
+    return int(t.zero_point[0])
+
+
+def _activation(graph: Graph, op: Operator, y: Tensor) -> tuple[int, int]:
+    code = op.options.get("fusedActivationFunction", 0)
+    try:
+        return quant.activation_range(code, y.scale[0], _zp(y))
+    except ValueError:
+        names = {4: "TANH", 5: "SIGN_BIT"}
+        raise _refuse(graph, op, f"fused activation {names.get(code, code)} is not supported "
+                                 "(supported: NONE, RELU, RELU_N1_TO_1, RELU6)")
+
+
+def _as_int32(values: np.ndarray) -> np.ndarray:
+    """int64 values wrapped to int32, as the target's int32 arithmetic would."""
+    return ((values.astype(np.int64) + (1 << 31)) % (1 << 32) - (1 << 31)).astype(np.int32)
+
+
+def _weights(graph: Graph, op: Operator, index: int) -> Tensor:
+    w = graph.tensors[index]
+    _require_int8(graph, op, w, "weights")
+    if not w.is_constant:
+        raise _refuse(graph, op, "weights computed at run time are not supported; only constant weights")
+    if np.any(w.zero_point != 0):
+        raise _refuse(graph, op, "weights have a non-zero zero point; int8 weights must be symmetric")
+    return w
+
+
+def _bias(graph: Graph, op: Operator, channels: int) -> np.ndarray:
+    if len(op.inputs) < 3 or op.inputs[2] < 0:
+        return np.zeros(channels, np.int64)
+    bias = graph.tensors[op.inputs[2]]
+    if bias.dtype != "int32" or not bias.is_constant:
+        raise _refuse(graph, op, f"bias must be a constant int32 tensor, not {bias.dtype}")
+    return bias.data.reshape(-1).astype(np.int64)
+
+
+def _per_channel(x: Tensor, w: Tensor, y: Tensor, channels: int) -> dict[str, tuple[str, np.ndarray]]:
+    mults, shifts = quant.conv_multipliers(x.scale[0], w.scale, y.scale[0])
+    if len(mults) == 1:
+        mults, shifts = mults * channels, shifts * channels
+    return dict(multiplier=("int32_t", np.asarray(mults, np.int32)), shift=("int32_t", np.asarray(shifts, np.int32)))
 
 
 def _fully_connected(graph: Graph, op: Operator) -> Step:
-    t = graph.tensors
-    x, w = t[op.inputs[0]], t[op.inputs[1]]
-    bias = t[op.inputs[2]] if len(op.inputs) > 2 and op.inputs[2] >= 0 else None
-    y = t[op.outputs[0]]
-    for tensor, role in ((x, "input"), (w, "weights"), (y, "output")):
-        _require_int8(graph, op, tensor, role)
-    if not w.is_constant:
-        raise TinyDeployError(f"{_where(graph, op)}: weights are computed at run time; only constant weights are supported")
-    if np.any(w.zero_point != 0):
-        raise TinyDeployError(f"{_where(graph, op)}: weights have a non-zero zero point; int8 weights must be symmetric")
-    if bias is not None and (bias.dtype != "int32" or not bias.is_constant):
-        raise TinyDeployError(f"{_where(graph, op)}: bias must be a constant int32 tensor, not {bias.dtype}")
+    x, y = _int8_io(graph, op)
+    w = _weights(graph, op, op.inputs[1])
     out_depth, in_depth = w.data.shape[0], int(np.prod(w.data.shape[1:]))
     batches = x.size // in_depth
     if batches * in_depth != x.size or batches * out_depth != y.size:
-        raise TinyDeployError(f"{_where(graph, op)}: input {x.shape} and weights {w.shape} do not fit together")
+        raise _refuse(graph, op, f"input {x.shape} and weights {w.shape} do not fit together")
     weights = w.data.reshape(out_depth, in_depth).astype(np.int64)
-    raw_bias = bias.data.astype(np.int64) if bias is not None else np.zeros(out_depth, np.int64)
-    folded = raw_bias - int(x.zero_point[0]) * weights.sum(axis=1)
-    folded = ((folded + (1 << 31)) % (1 << 32) - (1 << 31)).astype(np.int32)   # int32 wrap-around, as on target
-    per_channel = w.scale.size > 1
+    folded = _as_int32(_bias(graph, op, out_depth) - _zp(x) * weights.sum(axis=1))   # input offset folded in
+    act_min, act_max = _activation(graph, op, y)
     mults, shifts = quant.conv_multipliers(x.scale[0], w.scale, y.scale[0])
-    act_min, act_max = quant.activation_range(op.options.get("fusedActivationFunction", 0), y.scale[0], int(y.zero_point[0]))
-    return Step(op.index, op.op, "td_fully_connected_s8", "td_fully_connected_params",
-                [x.index], [y.index],
-                scalars=dict(batches=batches, in_depth=in_depth, out_depth=out_depth,
-                             output_offset=int(y.zero_point[0]), act_min=act_min, act_max=act_max,
-                             per_channel=int(per_channel)),
-                arrays=dict(weights=("int8_t", w.data.reshape(-1).astype(np.int8)),
-                            bias=("int32_t", folded),
+    return Step(op.index, op.op, "td_fully_connected_s8", "td_fully_connected_params", [x.index], [y.index],
+                scalars=dict(batches=batches, in_depth=in_depth, out_depth=out_depth, output_offset=_zp(y),
+                             act_min=act_min, act_max=act_max, per_channel=int(len(mults) > 1)),
+                arrays=dict(weights=("int8_t", w.data.reshape(-1).astype(np.int8)), bias=("int32_t", folded),
                             multiplier=("int32_t", np.asarray(mults, np.int32)),
                             shift=("int32_t", np.asarray(shifts, np.int32))),
                 macs=op_macs(graph, op))
 
 
-def _softmax(graph: Graph, op: Operator) -> Step:
+def _nhwc(graph: Graph, op: Operator, t: Tensor, role: str) -> tuple[int, int, int, int]:
+    if len(t.shape) != 4:
+        raise _refuse(graph, op, f"{role} shape {list(t.shape)} is not 4-D (NHWC)")
+    return t.shape
+
+
+def _window(graph: Graph, op: Operator, x: Tensor, y: Tensor, filter_h: int, filter_w: int) -> dict[str, int]:
+    """Strides, dilations and the padding TFLite derives from SAME/VALID, checked against the output shape."""
+    o = op.options
+    n, in_h, in_w, in_c = _nhwc(graph, op, x, "input")
+    _, out_h, out_w, out_c = _nhwc(graph, op, y, "output")
+    stride_h, stride_w = o.get("strideH", 1), o.get("strideW", 1)
+    dil_h, dil_w = o.get("dilationHFactor", 1) or 1, o.get("dilationWFactor", 1) or 1
+    if min(stride_h, stride_w, dil_h, dil_w) < 1:
+        raise _refuse(graph, op, f"stride {stride_h}x{stride_w} / dilation {dil_h}x{dil_w} must be positive")
+    same = o.get("padding", 0) == 0
+    pads = []
+    for size, taps, stride, dil, out in ((in_h, filter_h, stride_h, dil_h, out_h), (in_w, filter_w, stride_w, dil_w, out_w)):
+        effective = (taps - 1) * dil + 1
+        expected = (size + stride - 1) // stride if same else (size + stride - effective) // stride
+        if expected != out:
+            raise _refuse(graph, op, f"output {list(y.shape)} does not match input {list(x.shape)} with a "
+                                     f"{filter_h}x{filter_w} window, stride {stride_h}x{stride_w}, "
+                                     f"{'SAME' if same else 'VALID'} padding")
+        pads.append(max(0, (out - 1) * stride + effective - size) // 2)
+    return dict(batches=n, in_h=in_h, in_w=in_w, in_c=in_c, out_h=out_h, out_w=out_w, out_c=out_c,
+                filter_h=filter_h, filter_w=filter_w, stride_h=stride_h, stride_w=stride_w,
+                dilation_h=dil_h, dilation_w=dil_w, pad_h=pads[0], pad_w=pads[1])
+
+
+def _conv(graph: Graph, op: Operator) -> Step:
+    x, y = _int8_io(graph, op)
+    w = _weights(graph, op, op.inputs[1])
+    depthwise = op.op == "DEPTHWISE_CONV_2D"
+    if len(w.shape) != 4:
+        raise _refuse(graph, op, f"weights shape {list(w.shape)} is not 4-D")
+    if depthwise:
+        _, fh, fw, out_c = w.shape
+    else:
+        out_c, fh, fw, _ = w.shape
+    win = _window(graph, op, x, y, fh, fw)
+    if win["out_c"] != out_c:
+        raise _refuse(graph, op, f"weights {list(w.shape)} give {out_c} channels, the output has {win['out_c']}")
+    if depthwise:
+        group = out_c // win["in_c"]
+        if group * win["in_c"] != out_c:
+            raise _refuse(graph, op, f"{out_c} output channels are not a multiple of {win['in_c']} input channels")
+        weights = w.data
+    else:
+        group = w.shape[3]
+        if win["in_c"] % group or out_c % (win["in_c"] // group):
+            raise _refuse(graph, op, f"{win['in_c']} input channels cannot be split into groups of {group}")
+        weights = w.data
+    if w.scale.size not in (1, out_c):
+        raise _refuse(graph, op, f"weights have {w.scale.size} scales for {out_c} output channels")
+    act_min, act_max = _activation(graph, op, y)
+    return Step(op.index, op.op, "td_depthwise_conv_s8" if depthwise else "td_conv_s8", "td_conv_params",
+                [x.index], [y.index],
+                scalars=dict(win=win, input_offset=-_zp(x), output_offset=_zp(y), act_min=act_min,
+                             act_max=act_max, group_in_c=group),
+                arrays=dict(weights=("int8_t", weights.reshape(-1).astype(np.int8)),
+                            bias=("int32_t", _as_int32(_bias(graph, op, out_c))),
+                            **_per_channel(x, w, y, out_c)),
+                macs=op_macs(graph, op))
+
+
+def _pool(graph: Graph, op: Operator) -> Step:
+    x, y = _int8_io(graph, op)
+    if float(x.scale[0]) != float(y.scale[0]) or _zp(x) != _zp(y):
+        raise _refuse(graph, op, "input and output quantization differ; pooling does not rescale")
+    win = _window(graph, op, x, y, op.options.get("filterHeight", 1), op.options.get("filterWidth", 1))
+    act_min, act_max = _activation(graph, op, y)
+    kernel = "td_average_pool_s8" if op.op == "AVERAGE_POOL_2D" else "td_max_pool_s8"
+    return Step(op.index, op.op, kernel, "td_pool_params", [x.index], [y.index],
+                scalars=dict(win=win, act_min=act_min, act_max=act_max))
+
+
+def _shape4(shape: tuple[int, ...]) -> list[int]:
+    return [1] * (4 - len(shape)) + list(shape)
+
+
+def _strides(shape: list[int]) -> list[int]:
+    return [int(np.prod(shape[i + 1:])) for i in range(len(shape))]
+
+
+def _broadcast_strides(graph: Graph, op: Operator, t: Tensor, out_shape: list[int]) -> list[int]:
+    shape = _shape4(t.shape)
+    for have, want in zip(shape, out_shape):
+        if have not in (1, want):
+            raise _refuse(graph, op, f"input shape {list(t.shape)} does not broadcast to the output {out_shape}")
+    return [0 if have == 1 and want != 1 else s for have, want, s in zip(shape, out_shape, _strides(shape))]
+
+
+def _binary(graph: Graph, op: Operator) -> Step:
+    a, b = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]]
+    y = graph.tensors[op.outputs[0]]
+    for t, role in ((a, "first input"), (b, "second input"), (y, "output")):
+        _require_int8(graph, op, t, role)
+    if max(len(a.shape), len(b.shape), len(y.shape)) > 4:
+        raise _refuse(graph, op, "operands with more than 4 dimensions are not supported")
+    out_shape = _shape4(y.shape)
+    act_min, act_max = _activation(graph, op, y)
+    scalars = dict(shape=out_shape, stride1=_broadcast_strides(graph, op, a, out_shape),
+                   stride2=_broadcast_strides(graph, op, b, out_shape), input1_offset=-_zp(a),
+                   input2_offset=-_zp(b), output_offset=_zp(y), act_min=act_min, act_max=act_max)
+    if op.op == "ADD":
+        params = quant.add_params(a.scale[0], b.scale[0], y.scale[0])
+        if params["output_shift"] > 0:
+            raise _refuse(graph, op, "the output scale is too small for the inputs' scales (rescale factor >= 1)")
+        scalars.update(params)
+    else:
+        mult, shift = quant.quantize_multiplier(float(a.scale[0]) * float(b.scale[0]) / float(y.scale[0]))
+        scalars.update(left_shift=0, input1_multiplier=0, input1_shift=0, input2_multiplier=0, input2_shift=0,
+                       output_multiplier=mult, output_shift=shift)
+    arrays, operands = {}, []
+    for name, t in (("input1", a), ("input2", b)):
+        if t.is_constant:
+            arrays[name] = ("int8_t", t.data.reshape(-1).astype(np.int8))
+            operands.append(name)
+        else:
+            operands.append(t.index)
+    inputs = [t.index for t in (a, b) if not t.is_constant]
+    return Step(op.index, op.op, "td_add_s8" if op.op == "ADD" else "td_mul_s8", "td_binary_params",
+                inputs, [y.index], scalars=scalars, arrays=arrays, operands=operands + [y.index], in_place=True)
+
+
+def _sigmoid(graph: Graph, op: Operator) -> Step:
+    x, y = _int8_io(graph, op)
+    logistic = op.op == "LOGISTIC"
+    if logistic and _zp(y) != -128:
+        raise _refuse(graph, op, f"int8 output must have zero point -128, not {_zp(y)}")
+    mult, shift, radius = quant.sigmoid_input_params(x.scale[0])
+    return Step(op.index, op.op, "td_logistic_s8" if logistic else "td_tanh_s8", "td_activation_params",
+                [x.index], [y.index],
+                scalars=dict(size=x.size, input_zero_point=_zp(x), input_range_radius=radius,
+                             input_multiplier=mult, input_left_shift=shift), in_place=True)
+
+
+def _quantize(graph: Graph, op: Operator) -> Step:
+    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    _require_int8(graph, op, y, "output")
+    base = dict(size=x.size, input_zero_point=0, output_zero_point=_zp(y), multiplier=0, shift=0, scale=1.0)
+    if x.dtype == "float32":
+        base.update(scale=float(y.scale[0]))
+        return Step(op.index, op.op, "td_quantize_f32_s8", "td_quantize_params", [x.index], [y.index], scalars=base)
+    if x.dtype == "int8" and x.is_quantized:
+        mult, shift = quant.quantize_multiplier(float(x.scale[0]) / float(y.scale[0]))
+        base.update(input_zero_point=_zp(x), multiplier=mult, shift=shift)
+        return Step(op.index, op.op, "td_requantize_s8", "td_quantize_params", [x.index], [y.index],
+                    scalars=base, in_place=True)
+    raise _refuse(graph, op, f"quantizing {x.dtype} to {y.dtype} is not supported (float32 or int8 to int8 only)")
+
+
+def _dequantize(graph: Graph, op: Operator) -> Step:
     x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
     _require_int8(graph, op, x, "input")
+    if y.dtype != "float32":
+        raise _refuse(graph, op, f"dequantizing to {y.dtype} is not supported (int8 to float32 only)")
+    return Step(op.index, op.op, "td_dequantize_s8_f32", "td_quantize_params", [x.index], [y.index],
+                scalars=dict(size=x.size, input_zero_point=_zp(x), output_zero_point=0, multiplier=0, shift=0,
+                             scale=float(x.scale[0])))
+
+
+def _constant_ints(graph: Graph, op: Operator, index: int, role: str) -> np.ndarray:
+    t = graph.tensors[index]
+    if not t.is_constant or t.dtype not in ("int32", "int64"):
+        raise _refuse(graph, op, f"{role} must be a constant int32 tensor")
+    return t.data.astype(np.int64)
+
+
+def _mean(graph: Graph, op: Operator) -> Step:
+    x, y = _int8_io(graph, op)
+    if len(x.shape) > 4:
+        raise _refuse(graph, op, f"input shape {list(x.shape)} has more than 4 dimensions")
+    rank = len(x.shape)
+    axes = sorted({int(a) % rank for a in _constant_ints(graph, op, op.inputs[1], "the axis input").reshape(-1)})
+    shape = _shape4(x.shape)
+    reduced = {a + 4 - rank for a in axes}
+    outer = [1 if i in reduced else d for i, d in enumerate(shape)]
+    inner = [d if i in reduced else 1 for i, d in enumerate(shape)]
+    count = int(np.prod(inner))
+    if int(np.prod(outer)) != y.size:
+        raise _refuse(graph, op, f"output {list(y.shape)} does not match the mean of {list(x.shape)} over axes {axes}")
+    # TFLite Micro rescales the zero-point-corrected sum once, with 1/count folded into the multiplier.
+    mult, shift = quant.mean_sum_multiplier(*quant.quantize_multiplier(float(x.scale[0]) / float(y.scale[0])), count)
+    return Step(op.index, op.op, "td_mean_s8", "td_mean_params", [x.index], [y.index],
+                scalars=dict(outer=outer, inner=inner, stride=_strides(shape), count=count,
+                             input_zero_point=_zp(x), output_zero_point=_zp(y), multiplier=mult, shift=shift))
+
+
+def _pad(graph: Graph, op: Operator) -> Step:
+    x, y = _int8_io(graph, op)
+    if len(x.shape) > 4:
+        raise _refuse(graph, op, f"input shape {list(x.shape)} has more than 4 dimensions")
+    pads = _constant_ints(graph, op, op.inputs[1], "the paddings input").reshape(-1, 2)
+    if pads.shape[0] != len(x.shape) or np.any(pads < 0):
+        raise _refuse(graph, op, f"paddings {pads.tolist()} do not fit input shape {list(x.shape)}")
+    value = _zp(y)
+    if op.op == "PADV2" and len(op.inputs) > 2 and op.inputs[2] >= 0:
+        v = graph.tensors[op.inputs[2]]
+        if not v.is_constant or v.dtype != "int8":
+            raise _refuse(graph, op, "the padding value must be a constant int8 tensor")
+        value = int(v.data.reshape(-1)[0])
+    if float(x.scale[0]) != float(y.scale[0]) or _zp(x) != _zp(y):
+        raise _refuse(graph, op, "input and output quantization differ; padding does not rescale")
+    before = [0] * (4 - len(x.shape)) + [int(p) for p in pads[:, 0]]
+    out_shape = [d + int(a) + int(b) for d, (a, b) in zip(x.shape, pads)]
+    if out_shape != list(y.shape):
+        raise _refuse(graph, op, f"padding {list(x.shape)} by {pads.tolist()} does not give the output {list(y.shape)}")
+    return Step(op.index, op.op, "td_pad_s8", "td_pad_params", [x.index], [y.index],
+                scalars=dict(in_shape=_shape4(x.shape), out_shape=_shape4(y.shape), before=before, value=value))
+
+
+def _concatenation(graph: Graph, op: Operator) -> Step:
+    y = graph.tensors[op.outputs[0]]
     _require_int8(graph, op, y, "output")
-    if int(y.zero_point[0]) != -128 or float(y.scale[0]) != 1.0 / 256:
-        raise TinyDeployError(f"{_where(graph, op)}: int8 output must have scale 1/256 and zero point -128")
+    rank = len(y.shape)
+    axis = op.options.get("axis", 0) % max(rank, 1)
+    if op.options.get("fusedActivationFunction", 0):
+        raise _refuse(graph, op, "a fused activation on CONCATENATION is not supported")
+    inputs = [graph.tensors[i] for i in op.inputs]
+    for t in inputs:
+        _require_int8(graph, op, t, "input")
+        if t.is_constant:
+            raise _refuse(graph, op, f"constant input '{t.name}' is not supported; only activations")
+        if float(t.scale[0]) != float(y.scale[0]) or _zp(t) != _zp(y):
+            raise _refuse(graph, op, f"input '{t.name}' is quantized differently from the output; "
+                                     "concatenation does not rescale")
+        if len(t.shape) != rank or any(a != b for i, (a, b) in enumerate(zip(t.shape, y.shape)) if i != axis):
+            raise _refuse(graph, op, f"input shape {list(t.shape)} does not fit output {list(y.shape)} on axis {axis}")
+    outer = int(np.prod(y.shape[:axis]))
+    chunks = np.asarray([int(np.prod(t.shape[axis:])) for t in inputs], np.int32)
+    return Step(op.index, op.op, "td_concatenation_s8", "td_concat_params", [t.index for t in inputs], [y.index],
+                scalars=dict(count=len(inputs), outer=outer), arrays=dict(chunk=("int32_t", chunks)),
+                operands=[y.index], pointer_lists=dict(inputs=[t.index for t in inputs]))
+
+
+def _softmax(graph: Graph, op: Operator) -> Step:
+    x, y = _int8_io(graph, op)
+    if _zp(y) != -128 or float(y.scale[0]) != 1.0 / 256:
+        raise _refuse(graph, op, "int8 output must have scale 1/256 and zero point -128")
     depth = x.shape[-1]
     mult, shift, diff_min = quant.softmax_params(op.options.get("beta", 1.0), x.scale[0])
     return Step(op.index, op.op, "td_softmax_s8", "td_softmax_params", [x.index], [y.index],
@@ -103,11 +381,18 @@ def _reshape(graph: Graph, op: Operator) -> Step:
     x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
     _require_int8(graph, op, x, "input")
     if x.size != y.size:
-        raise TinyDeployError(f"{_where(graph, op)}: reshape from {x.shape} to {y.shape} changes the element count")
+        raise _refuse(graph, op, f"reshape from {list(x.shape)} to {list(y.shape)} changes the element count")
     return Step(op.index, op.op, None, None, [x.index], [y.index])
 
 
-_LOWER = {"FULLY_CONNECTED": _fully_connected, "SOFTMAX": _softmax, "RESHAPE": _reshape}
+_LOWER = {
+    "CONV_2D": _conv, "DEPTHWISE_CONV_2D": _conv, "FULLY_CONNECTED": _fully_connected,
+    "AVERAGE_POOL_2D": _pool, "MAX_POOL_2D": _pool, "ADD": _binary, "MUL": _binary, "MEAN": _mean,
+    "PAD": _pad, "PADV2": _pad, "CONCATENATION": _concatenation, "RESHAPE": _reshape, "SOFTMAX": _softmax,
+    "LOGISTIC": _sigmoid, "TANH": _sigmoid, "QUANTIZE": _quantize, "DEQUANTIZE": _dequantize,
+}
+SUPPORTED_OPS = tuple(_LOWER)
+IO_DTYPES = ("int8", "float32")
 
 
 def lower(graph: Graph) -> list[Step]:
@@ -117,15 +402,15 @@ def lower(graph: Graph) -> list[Step]:
             f"{graph.path}: the model has {len(graph.inputs)} inputs and {len(graph.outputs)} outputs; "
             "tinydeploy handles models with one input and one output")
     for role, tensor in (("input", graph.input_tensor()), ("output", graph.output_tensor())):
-        if tensor.dtype != "int8":
+        if tensor.dtype not in IO_DTYPES:
             raise TinyDeployError(
-                f"{graph.path}: the model {role} '{tensor.name}' is {tensor.dtype}, not int8; the model is not fully "
-                f"quantized. {QUANTIZE_HINT}")
+                f"{graph.path}: the model {role} '{tensor.name}' is {tensor.dtype}; tinydeploy takes int8 or "
+                f"float32 model inputs and outputs. {QUANTIZE_HINT}")
     steps = []
     for op in graph.operators:
         if op.op not in _LOWER:
             raise TinyDeployError(
-                f"{_where(graph, op)} is not supported yet (supported: {', '.join(SUPPORTED_OPS)}); "
-                "replace the op in the model or wait for the convolutional operator set")
+                f"{_where(graph, op)} is not supported (supported: {', '.join(SUPPORTED_OPS)}); "
+                "replace the op in the model before converting")
         steps.append(_LOWER[op.op](graph, op))
     return steps

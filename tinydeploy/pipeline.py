@@ -34,7 +34,7 @@ def build_firmware(model_path: str | Path, board_name: str, out_dir: Path | None
     """Compile the model, render the project for the board and build it with PlatformIO."""
     board = boards.get(board_name)
     model = compile_model(model_path)
-    vecs = vectors_mod.load(Path(model_path), model.graph.input_tensor().size, vectors)
+    vecs = vectors_mod.load(Path(model_path), model.graph, vectors)
     project = Path(out_dir) if out_dir else default_project_dir(Path(model_path), board.name)
     render.render_project(model, board, vecs, project)
     elf = build_mod.build_project(project, board)

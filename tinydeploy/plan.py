@@ -3,7 +3,9 @@
 All activation tensors, the model's input and output included, live in one
 static arena. Tensors whose lifetimes (first write .. last read, in operator
 order) don't overlap share memory, so the input's bytes are reused once the
-first layer has read them; a reshape shares its input's bytes. Placement is
+first layer has read them. A reshape shares its input's bytes, and an
+elementwise op writes over a same-shape input that nobody reads after it
+(in place). Placement is
 greedy, largest buffer first, at the lowest offset that fits beside the
 buffers already placed that are alive at the same time.
 """
@@ -37,19 +39,38 @@ def _align(n: int) -> int:
     return (n + ALIGNMENT - 1) // ALIGNMENT * ALIGNMENT
 
 
+def _can_overwrite(graph: Graph, group: dict[int, int], last_read: dict[int, int], t: int, out: int, step: int) -> bool:
+    """True when step ``step`` may write ``out`` over input ``t``: same shape and type, and no later reader."""
+    a, b = graph.tensors[t], graph.tensors[out]
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    root = group[t]
+    return all(last_read.get(m, -1) <= step for m, r in group.items() if r == root)
+
+
 def plan(graph: Graph, steps: list[Step]) -> MemoryPlan:
     """Place every activation tensor of ``steps``."""
-    group = {}                                   # tensor -> representative tensor
-    for step in steps:
+    end = len(steps)
+    last_read = {t: end for t in graph.outputs}
+    for i, step in enumerate(steps):
+        for t in step.inputs:
+            last_read[t] = max(last_read.get(t, i), i)
+    group: dict[int, int] = {}                   # tensor -> representative tensor
+    for i, step in enumerate(steps):
         for t in step.inputs + step.outputs:
             group.setdefault(t, t)
+        out = step.outputs[0]
         if step.kernel is None:                  # an aliasing reshape
-            group[step.outputs[0]] = group[step.inputs[0]]
+            group[out] = group[step.inputs[0]]
+        elif step.in_place:
+            for t in step.inputs:
+                if _can_overwrite(graph, group, last_read, t, out, i):
+                    group[out] = group[t]
+                    break
     offsets: dict[int, int] = {}
     spans: dict[int, list[int]] = {}
     sizes: dict[int, int] = {}
     members: dict[int, list[int]] = {}
-    end = len(steps)
     for i, step in enumerate(steps):
         for t in step.inputs + step.outputs:
             root = group[t]

@@ -68,3 +68,29 @@ def softmax_params(beta: float, input_scale: np.float32) -> tuple[int, int, int]
     mult, shift = quantize_multiplier(real)
     radius = ((1 << scaled_diff_integer_bits) - 1) * (1 << (31 - scaled_diff_integer_bits)) / (1 << shift)
     return mult, shift, -int(math.floor(radius))
+
+
+def add_params(scale1: np.float32, scale2: np.float32, out_scale: np.float32) -> dict[str, int]:
+    """Multipliers of int8 ADD: both inputs rescaled to twice the larger scale, shifted left 20 bits."""
+    left_shift = 20
+    twice_max = 2 * float(max(np.float32(scale1), np.float32(scale2)))
+    m1, s1 = quantize_multiplier(float(scale1) / twice_max)
+    m2, s2 = quantize_multiplier(float(scale2) / twice_max)
+    mo, so = quantize_multiplier(twice_max / ((1 << left_shift) * float(out_scale)))
+    return dict(left_shift=left_shift, input1_multiplier=m1, input1_shift=s1, input2_multiplier=m2,
+                input2_shift=s2, output_multiplier=mo, output_shift=so)
+
+
+def sigmoid_input_params(input_scale: np.float32) -> tuple[int, int, int]:
+    """(multiplier, left shift, range radius) that bring int8 LOGISTIC/TANH inputs to Q4.27."""
+    integer_bits = 4
+    mantissa, left_shift = math.frexp(float(input_scale) * (1 << (31 - integer_bits)))
+    multiplier = int(round_half_away(mantissa * (1 << 31)))
+    radius = ((1 << integer_bits) - 1) * (1 << (31 - integer_bits)) / 2.0 ** left_shift
+    return multiplier, left_shift, int(math.floor(radius))
+
+
+def mean_sum_multiplier(multiplier: int, shift: int, count: int) -> tuple[int, int]:
+    """Fold 1/count into a MEAN's rescaling multiplier, as the reference's QuantizedMeanOrSum does."""
+    extra = min(count.bit_length() - 1, 32, 31 + shift)
+    return (multiplier << extra) // count, shift - extra

@@ -21,13 +21,17 @@ def _interpreter(flatbuffer: bytes, preserve: bool = False):
                                           intrepreter_config=config)
 
 
+def _set_input(interp, row: np.ndarray) -> None:
+    details = interp.get_input_details(0)
+    interp.set_input(np.asarray(row).astype(details["dtype"], copy=False).reshape(details["shape"]), 0)
+
+
 def run(flatbuffer: bytes, inputs: np.ndarray) -> np.ndarray:
     """Outputs (one row per input row) of the model's single output tensor."""
     interp = _interpreter(flatbuffer)
-    shape = interp.get_input_details(0)["shape"]
     outputs = []
     for row in inputs:
-        interp.set_input(np.asarray(row, dtype=np.int8).reshape(shape), 0)
+        _set_input(interp, row)
         interp.invoke()
         outputs.append(np.array(interp.get_output(0)).reshape(-1))
     return np.stack(outputs)
@@ -36,7 +40,7 @@ def run(flatbuffer: bytes, inputs: np.ndarray) -> np.ndarray:
 def intermediates(flatbuffer: bytes, input_row: np.ndarray, tensor_indices: list[int]) -> dict[int, np.ndarray]:
     """Values of the given tensors after one inference (all tensors are preserved)."""
     interp = _interpreter(flatbuffer, preserve=True)
-    interp.set_input(np.asarray(input_row, dtype=np.int8).reshape(interp.get_input_details(0)["shape"]), 0)
+    _set_input(interp, input_row)
     interp.invoke()
     return {t: np.asarray(interp.GetTensor(t, 0)["tensor_data"]).reshape(-1) for t in tensor_indices}
 
@@ -44,8 +48,8 @@ def intermediates(flatbuffer: bytes, input_row: np.ndarray, tensor_indices: list
 def arena_usage(flatbuffer: bytes) -> dict[str, int]:
     """TFLM's recorded arena use: total, head (tensor data) and tail (persistent) bytes."""
     interp = _interpreter(flatbuffer)
-    shape = interp.get_input_details(0)["shape"]
-    interp.set_input(np.zeros(shape, dtype=np.int8), 0)
+    details = interp.get_input_details(0)
+    _set_input(interp, np.zeros(details["shape"], dtype=details["dtype"]))
     interp.invoke()
     with tempfile.TemporaryFile() as capture:     # the figures go to the C stderr, fd 2
         saved = os.dup(2)

@@ -42,8 +42,8 @@ def render_project(model: CompiledModel, board: Board, vectors: Vectors, out_dir
     env = template_env()
     fingerprint = vectors.fingerprint(model.graph.flatbuffer)
     ctx = dict(model=model.name, MODEL=model.name.upper(), board=board, stack_size=STACK_BYTES,
-               count=len(vectors.inputs), size=vectors.inputs.shape[1], fingerprint=fingerprint,
-               origin=vectors.origin, rows=[c_values(row) for row in vectors.inputs],
+               count=len(vectors.inputs), size=vectors.inputs[0].nbytes, fingerprint=fingerprint,
+               origin=vectors.origin, rows=[c_values(row.view(np.int8)) for row in vectors.inputs],
                platform=f"symlink://{PLATFORM_DIR}", pio_board=f"td-{board.name}",
                build_flags=board.defines, toolchain=board.toolchain_prefix, cpu_flags=board.cpu_flags)
     with atomic_dir(out_dir) as tmp:

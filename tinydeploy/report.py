@@ -30,7 +30,7 @@ def summary(fw: Firmware, result: RunResult) -> dict:
     ins = result.instructions
     data = {
         "model": fw.model.name, "board": fw.board.name, "vectors": len(result.outputs),
-        "mismatched_bytes": len(result.mismatches), "mismatched_vectors": result.mismatched_vectors,
+        "mismatched_values": len(result.mismatches), "mismatched_vectors": result.mismatched_vectors,
         "flash_bytes": fw.size.flash, "ram_bytes": fw.size.ram, "weight_bytes": fw.model.weight_bytes,
         "arena_bytes": fw.model.plan.arena_size, "macs": fw.model.macs,
         "accuracy": result.accuracy(),
@@ -52,7 +52,7 @@ def run_table(fw: Firmware, result: RunResult) -> Table:
     t.add_column("value", justify="right")
     t.add_row("vectors", f"{s['vectors']} ({fw.vector_origin})")
     verdict = "0 (bit-exact with TFLite Micro)" if not result.mismatches else \
-        f"{s['mismatched_bytes']} bytes in {s['mismatched_vectors']} vectors"
+        f"{s['mismatched_values']} values in {s['mismatched_vectors']} vectors"
     t.add_row("mismatches", verdict)
     if "instructions_median" in s:
         t.add_row("instructions/inference (min/median/max)",

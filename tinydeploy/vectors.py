@@ -8,10 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .graph import Graph
+
 
 @dataclass
 class Vectors:
-    inputs: np.ndarray              # int8 [count, input size]
+    inputs: np.ndarray              # [count, input size], the model input's type (int8 or float32)
     labels: np.ndarray | None       # int class labels, when known
     origin: str                     # where they came from, for reports
 
@@ -37,15 +39,30 @@ def xorshift32_bytes(count: int, state: int = 1) -> np.ndarray:
     return out
 
 
-def load(model_path: Path, input_size: int, count: int) -> Vectors:
-    """``count`` vectors for the model at ``model_path``."""
+def load(model_path: Path, graph: Graph, count: int) -> Vectors:
+    """``count`` vectors for the model at ``model_path``.
+
+    A float32 input gets the xorshift bytes as quantized values, dequantized with
+    the scale and zero point of the QUANTIZE op that reads it (or 1/64 and 0)."""
+    x_tensor = graph.input_tensor()
+    size = x_tensor.size
     sidecar = testset_path(model_path)
     if sidecar.exists():
         data = np.load(sidecar)
         x = data["x"].reshape(len(data["x"]), -1)
-        if x.shape[1] == input_size and len(x) > 0:
+        if x.shape[1] == size and x.dtype == x_tensor.numpy_dtype and len(x) > 0:
             take = min(count, len(x))
-            return Vectors(x[:take].astype(np.int8), data["y"][:take].astype(np.int64),
-                           f"test split from {sidecar.name}")
-    stream = xorshift32_bytes(count * input_size)
-    return Vectors(stream.reshape(count, input_size), None, "xorshift32 pseudo-random inputs, state 1")
+            return Vectors(x[:take], data["y"][:take].astype(np.int64), f"test split from {sidecar.name}")
+    stream = xorshift32_bytes(count * size).reshape(count, size)
+    if x_tensor.dtype == "float32":
+        scale, zero_point = _quantize_params_of_consumer(graph, x_tensor.index)
+        stream = ((stream.astype(np.float32) - zero_point) * np.float32(scale)).astype(np.float32)
+    return Vectors(stream, None, "xorshift32 pseudo-random inputs, state 1")
+
+
+def _quantize_params_of_consumer(graph: Graph, tensor: int) -> tuple[float, int]:
+    for op in graph.operators:
+        if op.op == "QUANTIZE" and op.inputs[0] == tensor:
+            out = graph.tensors[op.outputs[0]]
+            return float(out.scale[0]), int(out.zero_point[0])
+    return 1.0 / 64, 0

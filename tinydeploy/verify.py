@@ -18,7 +18,7 @@ class RunResult:
     """What one run of the test firmware showed."""
     model: str
     board: str
-    outputs: np.ndarray                # int8 [vectors, output size], as the target computed them
+    outputs: np.ndarray                # [vectors, output size] in the output's type, as the target computed them
     ticks: list[int]
     ticks_per_instruction: float | None
     counts_instructions: bool
@@ -26,7 +26,7 @@ class RunResult:
     expected: np.ndarray | None = None
     labels: np.ndarray | None = None
     output_zero_point: int = 0
-    mismatches: list[tuple[int, int, int, int]] = field(default_factory=list)   # vector, byte, ours, ref
+    mismatches: list[tuple[int, int, object, object]] = field(default_factory=list)   # vector, element, ours, ref
 
     @property
     def instructions(self) -> list[int] | None:
@@ -45,8 +45,11 @@ class RunResult:
         return float(np.mean(np.argmax(self.outputs, axis=1) == self.labels))
 
 
-def read_protocol(target: Target, fingerprint: str, out_size: int, count: int, timeout: float):
-    """Parse BEGIN/CAL/OUT/END lines; returns (outputs, ticks, ticks per instruction)."""
+def read_protocol(target: Target, fingerprint: str, out_size: int, count: int, timeout: float,
+                  dtype: np.dtype = np.dtype(np.int8)):
+    """Parse BEGIN/CAL/OUT/END lines; returns (outputs, ticks, ticks per instruction).
+
+    ``out_size`` is in bytes; each output is returned as an array of ``dtype``."""
     outputs, ticks, cal, begun = {}, {}, None, False
     try:
         for line in target.lines(timeout):
@@ -67,7 +70,7 @@ def read_protocol(target: Target, fingerprint: str, out_size: int, count: int, t
                 if len(data) != out_size:
                     raise TinyDeployError(f"garbled output line for vector {parts[2]} ({len(data)} of {out_size} bytes); "
                                           "check the serial link (baud rate, cable)")
-                outputs[int(parts[2])] = np.frombuffer(data, dtype=np.int8)
+                outputs[int(parts[2])] = np.frombuffer(data, dtype=dtype)
                 ticks[int(parts[2])] = int(parts[3])
             elif kind == "END" and begun:
                 target.finish(timeout)
@@ -87,13 +90,16 @@ def run_and_verify(project: Path, target: Target, timeout: float = 120.0) -> Run
     manifest = json.loads((project / "tinydeploy.json").read_text())
     saved = np.load(project / "vectors.npz")
     inputs, labels = saved["x"], saved["y"]
-    out_size = manifest["model"]["output"]["size"]
-    outputs, ticks, cal = read_protocol(target, manifest["fingerprint"], out_size, len(inputs), timeout)
+    out = manifest["model"]["output"]
+    dtype = np.dtype(out["dtype"])
+    outputs, ticks, cal = read_protocol(target, manifest["fingerprint"], out["bytes"], len(inputs), timeout, dtype)
     flatbuffer = Path(manifest["model_path"]).read_bytes()
-    expected = reference.run(flatbuffer, inputs).astype(np.int8)
+    expected = reference.run(flatbuffer, inputs).astype(dtype)
     result = RunResult(manifest["model"]["name"], manifest["board"], outputs, ticks, cal, target.counts_instructions,
                        target.exit_status, expected, labels if len(labels) else None,
                        manifest["model"]["output"]["zero_point"])
-    for v, b in zip(*np.nonzero(outputs != expected)):
-        result.mismatches.append((int(v), int(b), int(outputs[v, b]), int(expected[v, b])))
+    differ = outputs.view(np.uint8).reshape(len(outputs), -1, dtype.itemsize) != \
+        expected.view(np.uint8).reshape(len(expected), -1, dtype.itemsize)           # bit patterns, so NaN == NaN
+    for v, e in zip(*np.nonzero(differ.any(axis=2))):
+        result.mismatches.append((int(v), int(e), outputs[v, e].item(), expected[v, e].item()))
     return result

@@ -45,6 +45,130 @@ void td_softmax_s8(const td_softmax_params *p, const int8_t *in, int8_t *out);
 /* Copies `bytes` bytes; used where a reshape cannot alias its input. */
 void td_copy_s8(const int8_t *in, int8_t *out, int32_t bytes);
 
+/* The sliding-window geometry shared by convolutions and pooling (NHWC).
+ * pad_* is the number of implicit rows/columns before the input. */
+typedef struct {
+    int32_t batches;
+    int32_t in_h, in_w, in_c;
+    int32_t out_h, out_w, out_c;
+    int32_t filter_h, filter_w;
+    int32_t stride_h, stride_w;
+    int32_t dilation_h, dilation_w;
+    int32_t pad_h, pad_w;
+} td_window;
+
+/* CONV_2D and DEPTHWISE_CONV_2D, per-channel requantization.
+ * Padding taps contribute nothing (not -input_offset * weight), exactly as
+ * the reference kernels do. */
+typedef struct {
+    td_window win;
+    int32_t input_offset;         /* -input zero point */
+    int32_t output_offset;
+    int32_t act_min;
+    int32_t act_max;
+    int32_t group_in_c;           /* conv: input channels per filter; depthwise: depth multiplier */
+    const int8_t *weights;        /* conv [out_c][fh][fw][group_in_c]; depthwise [fh][fw][out_c] */
+    const int32_t *bias;          /* [out_c] */
+    const int32_t *multiplier;    /* [out_c] */
+    const int32_t *shift;         /* [out_c] */
+} td_conv_params;
+
+void td_conv_s8(const td_conv_params *p, const int8_t *in, int8_t *out);
+void td_depthwise_conv_s8(const td_conv_params *p, const int8_t *in, int8_t *out);
+
+/* AVERAGE_POOL_2D and MAX_POOL_2D (input and output share quantization). */
+typedef struct {
+    td_window win;
+    int32_t act_min;
+    int32_t act_max;
+} td_pool_params;
+
+void td_average_pool_s8(const td_pool_params *p, const int8_t *in, int8_t *out);
+void td_max_pool_s8(const td_pool_params *p, const int8_t *in, int8_t *out);
+
+/* Elementwise ADD and MUL over a 4-D output; an input broadcasts along any
+ * dimension whose stride is 0. */
+typedef struct {
+    int32_t shape[4];             /* output shape */
+    int32_t stride1[4];           /* element strides of input 1, 0 where broadcast */
+    int32_t stride2[4];
+    int32_t input1_offset;
+    int32_t input2_offset;
+    int32_t output_offset;
+    int32_t left_shift;           /* ADD only */
+    int32_t input1_multiplier;    /* ADD only */
+    int32_t input1_shift;
+    int32_t input2_multiplier;
+    int32_t input2_shift;
+    int32_t output_multiplier;
+    int32_t output_shift;
+    int32_t act_min;
+    int32_t act_max;
+} td_binary_params;
+
+void td_add_s8(const td_binary_params *p, const int8_t *in1, const int8_t *in2, int8_t *out);
+void td_mul_s8(const td_binary_params *p, const int8_t *in1, const int8_t *in2, int8_t *out);
+
+/* LOGISTIC (output scale 1/256, zero point -128) and TANH (1/128, 0). */
+typedef struct {
+    int32_t size;
+    int32_t input_zero_point;
+    int32_t input_range_radius;
+    int32_t input_multiplier;
+    int32_t input_left_shift;
+} td_activation_params;
+
+void td_logistic_s8(const td_activation_params *p, const int8_t *in, int8_t *out);
+void td_tanh_s8(const td_activation_params *p, const int8_t *in, int8_t *out);
+
+/* QUANTIZE (float -> int8, int8 -> int8) and DEQUANTIZE (int8 -> float). */
+typedef struct {
+    int32_t size;
+    int32_t input_zero_point;
+    int32_t output_zero_point;
+    int32_t multiplier;           /* int8 -> int8 */
+    int32_t shift;
+    float scale;                  /* float -> int8: output scale; int8 -> float: input scale */
+} td_quantize_params;
+
+void td_quantize_f32_s8(const td_quantize_params *p, const float *in, int8_t *out);
+void td_requantize_s8(const td_quantize_params *p, const int8_t *in, int8_t *out);
+void td_dequantize_s8_f32(const td_quantize_params *p, const int8_t *in, float *out);
+
+/* MEAN over any set of axes of a 4-D input. */
+typedef struct {
+    int32_t outer[4];             /* input shape with reduced axes set to 1 */
+    int32_t inner[4];             /* input shape with kept axes set to 1 */
+    int32_t stride[4];            /* input element strides */
+    int32_t count;                /* elements averaged per output */
+    int32_t input_zero_point;
+    int32_t output_zero_point;
+    int32_t multiplier;           /* input scale / output scale / count */
+    int32_t shift;
+} td_mean_params;
+
+void td_mean_s8(const td_mean_params *p, const int8_t *in, int8_t *out);
+
+/* PAD (int8, constant value) of a 4-D tensor. */
+typedef struct {
+    int32_t in_shape[4];
+    int32_t out_shape[4];
+    int32_t before[4];            /* padding before each dimension */
+    int32_t value;
+} td_pad_params;
+
+void td_pad_s8(const td_pad_params *p, const int8_t *in, int8_t *out);
+
+/* CONCATENATION along one axis: outer * (sum of input chunks) bytes. */
+typedef struct {
+    int32_t count;                /* number of inputs */
+    int32_t outer;                /* product of the dimensions before the axis */
+    const int32_t *chunk;         /* per input: bytes from the axis on */
+    const int8_t *const *inputs;  /* arena addresses of the inputs */
+} td_concat_params;
+
+void td_concatenation_s8(const td_concat_params *p, int8_t *out);
+
 #ifdef __cplusplus
 }
 #endif

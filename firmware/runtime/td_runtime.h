@@ -2,6 +2,7 @@
  * over the console in a line protocol the host parses (QEMU or a serial port):
  *
  *   TD BEGIN <model> vectors=<n> in=<bytes> out=<bytes> id=<fingerprint>
+ *   (inputs and outputs are raw bytes: int8 values, or little-endian float32)
  *   TD CAL <ticks> <instructions>     ticks for a loop of known instruction count
  *   TD OUT <index> <ticks> <hex output bytes>
  *   TD END <status>
