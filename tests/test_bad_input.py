@@ -17,6 +17,11 @@ def tinydeploy(*args, cwd=None):
                           text=True, cwd=cwd, timeout=300)
 
 
+def write_model(b: ModelBuilder, x: int, y: int, path: Path) -> Path:
+    path.write_bytes(b.finish([x], [y]))
+    return path
+
+
 def assert_clean_failure(proc, *needles):
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr + proc.stdout
@@ -64,9 +69,7 @@ def test_float_model(tmp_path):
     bias = b.tensor((3,), np.float32, data=np.zeros(3, np.float32))
     y = b.tensor((1, 3), np.float32)
     b.fully_connected(x, w, bias, y)
-    path = tmp_path / "float.tflite"
-    path.write_bytes(b.finish([x], [y]))
-    proc = tinydeploy("convert", path, "-o", tmp_path / "out")
+    proc = tinydeploy("convert", write_model(b, x, y, tmp_path / "float.tflite"), "-o", tmp_path / "out")
     assert_clean_failure(proc, "operator #0 FULLY_CONNECTED", "float32", "not fully int8-quantized")
     assert not (tmp_path / "out").exists()
 
@@ -78,9 +81,7 @@ def _model_with_unsupported_op(tmp_path) -> Path:
     h = random_fc_layer(b, np.random.default_rng(0), x, 8, per_channel=False, activation=0)
     y = b.tensor((1, 8), np.int8, 0.05, 0)
     b.unary("HARD_SWISH", h, y)
-    path = tmp_path / "hard_swish.tflite"
-    path.write_bytes(b.finish([x], [y]))
-    return path
+    return write_model(b, x, y, tmp_path / "hard_swish.tflite")
 
 
 def test_unsupported_op(tmp_path):
@@ -96,9 +97,7 @@ def test_unsupported_fused_activation(tmp_path):
     bias = b.tensor((3,), np.int32, 0.0005, 0, np.zeros(3, np.int32))
     y = b.tensor((1, 5, 5, 3), np.int8, 0.1, 0)
     b.conv_2d(x, w, bias, y, activation=4)          # TANH fused into the convolution
-    path = tmp_path / "conv_tanh.tflite"
-    path.write_bytes(b.finish([x], [y]))
-    proc = tinydeploy("convert", path, "-o", tmp_path / "out")
+    proc = tinydeploy("convert", write_model(b, x, y, tmp_path / "conv_tanh.tflite"), "-o", tmp_path / "out")
     assert_clean_failure(proc, "operator #0 CONV_2D", "fused activation TANH is not supported")
     assert not (tmp_path / "out").exists()
 
@@ -108,9 +107,7 @@ def test_unsupported_broadcast_rank(tmp_path):
     x = b.tensor((1, 2, 2, 2, 2), np.int8, 0.05, 0)
     y = b.tensor((1, 2, 2, 2, 2), np.int8, 0.1, 0)
     b.add(x, x, y)
-    path = tmp_path / "add5d.tflite"
-    path.write_bytes(b.finish([x], [y]))
-    proc = tinydeploy("build", path, "-o", tmp_path / "proj")
+    proc = tinydeploy("build", write_model(b, x, y, tmp_path / "add5d.tflite"), "-o", tmp_path / "proj")
     assert_clean_failure(proc, "operator #0 ADD", "more than 4 dimensions")
     assert not (tmp_path / "proj").exists()
 

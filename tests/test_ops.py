@@ -57,10 +57,14 @@ def test_conv_2d(tmp_path, seed):
     rng = np.random.default_rng(3000 + seed)
     in_h, in_w, fh, fw, stride, dilation, same, out_h, out_w = _geometry(rng)
     batches, in_c, out_c = int(rng.integers(1, 3)), int(rng.integers(1, 9)), int(rng.integers(1, 9))
+    groups = 1
+    if seed % 5 == 4:                     # grouped convolution: each filter sees in_c / groups channels
+        groups = int(rng.integers(2, 4))
+        in_c, out_c = groups * int(rng.integers(1, 4)), groups * int(rng.integers(1, 4))
     b = ModelBuilder()
     in_scale = _scale(rng)
     x = b.tensor((batches, in_h, in_w, in_c), np.int8, in_scale, _zp(rng))
-    weights, bias, w_scale = _weights_and_bias(b, rng, (out_c, fh, fw, in_c), out_c, in_scale, 0)
+    weights, bias, w_scale = _weights_and_bias(b, rng, (out_c, fh, fw, in_c // groups), out_c, in_scale, 0)
     out_scale = in_scale * w_scale * np.sqrt(fh * fw * in_c) * rng.uniform(10, 60)
     y = b.tensor((batches, out_h, out_w, out_c), np.int8, out_scale, _zp(rng))
     b.conv_2d(x, weights, bias, y, stride, dilation, same, activation=int(rng.choice([0, 1, 2, 3])))
@@ -171,7 +175,8 @@ def test_pad(tmp_path, seed):
     scale, zp = _scale(rng), _zp(rng)
     x = b.tensor(shape, np.int8, scale, zp)
     y = b.tensor([d + p + q for d, (p, q) in zip(shape, pads)], np.int8, scale, zp)
-    b.pad(x, pads, y)
+    value = int(rng.integers(-128, 128)) if seed % 2 else None     # PADV2 with an explicit value
+    b.pad(x, pads, y, value)
     check_against_reference(tmp_path, b.finish([x], [y]), rng)
 
 

@@ -116,9 +116,16 @@ class ModelBuilder:
         o.keepDims = keep_dims
         self.operator(s.BuiltinOperator.MEAN, [x, axis], [out], s.BuiltinOptions.ReducerOptions, o)
 
-    def pad(self, x: int, paddings, out: int) -> None:
+    def pad(self, x: int, paddings, out: int, value: int | None = None) -> None:
+        """PAD with the output zero point, or PADV2 with ``value``."""
         pads = self.tensor((len(paddings), 2), np.int32, data=np.asarray(paddings, np.int32))
-        self.operator(s.BuiltinOperator.PAD, [x, pads], [out], s.BuiltinOptions.PadOptions, s.PadOptionsT())
+        if value is None:
+            self.operator(s.BuiltinOperator.PAD, [x, pads], [out], s.BuiltinOptions.PadOptions, s.PadOptionsT())
+        else:
+            q = self.tensors[x].quantization
+            fill = self.tensor((1,), np.int8, q.scale[0], q.zeroPoint[0], np.asarray([value], np.int8))
+            self.operator(s.BuiltinOperator.PADV2, [x, pads, fill], [out], s.BuiltinOptions.PadV2Options,
+                          s.PadV2OptionsT())
 
     def concatenation(self, inputs, out: int, axis: int) -> None:
         o = s.ConcatenationOptionsT()

@@ -44,8 +44,4 @@ def inspect(path) -> Inspection:
             row["arena_offset"] = compiled.plan.offsets.get(op.outputs[0])
     except TinyDeployError as exc:
         unsupported = str(exc)
-    try:
-        ref = reference.arena_usage(g.flatbuffer)
-    except Exception:          # the reference can't run every model; say so rather than fail
-        ref = None
-    return Inspection(g, rows, tensors, arena, unsupported, ref)
+    return Inspection(g, rows, tensors, arena, unsupported, reference.try_arena_usage(g.flatbuffer))

@@ -173,23 +173,21 @@ def _conv(graph: Graph, op: Operator) -> Step:
     if win["out_c"] != out_c:
         raise _refuse(graph, op, f"weights {list(w.shape)} give {out_c} channels, the output has {win['out_c']}")
     if depthwise:
-        group = out_c // win["in_c"]
-        if group * win["in_c"] != out_c:
+        group_in_c = out_c // win["in_c"]                 # the depth multiplier
+        if group_in_c * win["in_c"] != out_c:
             raise _refuse(graph, op, f"{out_c} output channels are not a multiple of {win['in_c']} input channels")
-        weights = w.data
     else:
-        group = w.shape[3]
-        if win["in_c"] % group or out_c % (win["in_c"] // group):
-            raise _refuse(graph, op, f"{win['in_c']} input channels cannot be split into groups of {group}")
-        weights = w.data
+        group_in_c = w.shape[3]                           # input channels each filter sees
+        if win["in_c"] % group_in_c or out_c % (win["in_c"] // group_in_c):
+            raise _refuse(graph, op, f"{win['in_c']} input channels cannot be split into groups of {group_in_c}")
     if w.scale.size not in (1, out_c):
         raise _refuse(graph, op, f"weights have {w.scale.size} scales for {out_c} output channels")
     act_min, act_max = _activation(graph, op, y)
     return Step(op.index, op.op, "td_depthwise_conv_s8" if depthwise else "td_conv_s8", "td_conv_params",
                 [x.index], [y.index],
                 scalars=dict(win=win, input_offset=-_zp(x), output_offset=_zp(y), act_min=act_min,
-                             act_max=act_max, group_in_c=group),
-                arrays=dict(weights=("int8_t", weights.reshape(-1).astype(np.int8)),
+                             act_max=act_max, group_in_c=group_in_c),
+                arrays=dict(weights=("int8_t", w.data.reshape(-1).astype(np.int8)),
                             bias=("int32_t", _as_int32(_bias(graph, op, out_c))),
                             **_per_channel(x, w, y, out_c)),
                 macs=op_macs(graph, op))

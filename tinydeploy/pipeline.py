@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import boards, build as build_mod, render, vectors as vectors_mod
+from . import boards, build as build_mod, reference, render, vectors as vectors_mod
 from .boards import Board
 from .build import SizeReport
 from .codegen import CompiledModel, compile_model
@@ -24,6 +24,13 @@ class Firmware:
     elf: Path
     size: SizeReport
     vector_origin: str
+    vector_bytes: int                  # test vectors baked into flash
+    reference_arena: int | None        # TFLite Micro's tensor arena for the same model, when it can run it
+
+    @property
+    def code_bytes(self) -> int:
+        """Flash that is neither weights nor test vectors: kernels, runtime, startup, op parameters."""
+        return self.size.flash - self.model.weight_bytes - self.vector_bytes
 
 
 def default_project_dir(model_path: Path, board: str) -> Path:
@@ -38,7 +45,8 @@ def build_firmware(model_path: str | Path, board_name: str, out_dir: Path | None
     project = Path(out_dir) if out_dir else default_project_dir(Path(model_path), board.name)
     render.render_project(model, board, vecs, project)
     elf = build_mod.build_project(project, board)
-    return Firmware(model, board, project, elf, build_mod.elf_size(elf, board), vecs.origin)
+    return Firmware(model, board, project, elf, build_mod.elf_size(elf, board), vecs.origin, vecs.inputs.nbytes,
+                    (reference.try_arena_usage(model.graph.flatbuffer) or {}).get("head"))
 
 
 def run_firmware(firmware: Firmware, port: str | None = None, baudrate: int = 115200, timeout: float = 120.0) -> RunResult:

@@ -63,3 +63,11 @@ def arena_usage(flatbuffer: bytes) -> dict[str, int]:
         text = capture.read().decode(errors="replace")
     found = dict(re.findall(r"Arena allocation (total|head|tail) (\d+) bytes", text))
     return {k: int(v) for k, v in found.items()}
+
+
+def try_arena_usage(flatbuffer: bytes) -> dict[str, int] | None:
+    """arena_usage(), or None when the reference cannot run the model (callers then report ours alone)."""
+    try:
+        return arena_usage(flatbuffer)
+    except Exception:          # any failure inside the C++ interpreter surfaces as some RuntimeError
+        return None

@@ -20,8 +20,12 @@ def size_table(fw: Firmware) -> Table:
     t.add_column("%", justify="right")
     for label, used, cap in (("flash", fw.size.flash, fw.board.flash.size), ("RAM", fw.size.ram, fw.board.ram.size)):
         t.add_row(label, f"{used:,}", f"{cap:,}", f"{100 * used / cap:.1f}")
+    t.add_row("  code (flash)", f"{fw.code_bytes:,}", "", "")
     t.add_row("  weights (flash)", f"{fw.model.weight_bytes:,}", "", "")
+    t.add_row("  test vectors (flash)", f"{fw.vector_bytes:,}", "", "")
     t.add_row("  arena (RAM)", f"{fw.model.plan.arena_size:,}", "", "")
+    if fw.reference_arena is not None:
+        t.add_row("  TFLM tensor arena", f"{fw.reference_arena:,}", "", "")
     return t
 
 
@@ -31,13 +35,15 @@ def summary(fw: Firmware, result: RunResult) -> dict:
     data = {
         "model": fw.model.name, "board": fw.board.name, "vectors": len(result.outputs),
         "mismatched_values": len(result.mismatches), "mismatched_vectors": result.mismatched_vectors,
-        "flash_bytes": fw.size.flash, "ram_bytes": fw.size.ram, "weight_bytes": fw.model.weight_bytes,
-        "arena_bytes": fw.model.plan.arena_size, "macs": fw.model.macs,
+        "flash_bytes": fw.size.flash, "ram_bytes": fw.size.ram, "code_bytes": fw.code_bytes,
+        "weight_bytes": fw.model.weight_bytes, "vector_bytes": fw.vector_bytes,
+        "arena_bytes": fw.model.plan.arena_size, "reference_arena_bytes": fw.reference_arena, "macs": fw.model.macs,
         "accuracy": result.accuracy(),
     }
     if ins:
         med = statistics.median(ins)
         data.update(instructions_min=min(ins), instructions_median=med, instructions_max=max(ins),
+                    instructions_per_mac=med / fw.model.macs if fw.model.macs else None,
                     estimated_ms_at_clock=1000.0 * med / fw.board.clock_hz, clock_hz=fw.board.clock_hz,
                     instruction_count_note="exact emulated instruction count (QEMU -icount), not cycles")
     else:
@@ -62,9 +68,13 @@ def run_table(fw: Firmware, result: RunResult) -> Table:
     else:
         t.add_row("cycles/inference (median)", f"{s['cycles_median']:,}")
     if fw.model.macs:
-        t.add_row("MACs/inference", f"{fw.model.macs:,}")
-    t.add_row("flash used", f"{s['flash_bytes']:,} of {fw.board.flash.size:,} (weights {s['weight_bytes']:,})")
+        per_mac = f" ({s['instructions_per_mac']:.2f} instructions/MAC)" if s.get("instructions_per_mac") else ""
+        t.add_row("MACs/inference", f"{fw.model.macs:,}{per_mac}")
+    t.add_row("flash used", f"{s['flash_bytes']:,} of {fw.board.flash.size:,} (code {s['code_bytes']:,}, "
+                            f"weights {s['weight_bytes']:,}, test vectors {s['vector_bytes']:,})")
     t.add_row("RAM used", f"{s['ram_bytes']:,} of {fw.board.ram.size:,} (arena {s['arena_bytes']:,}, stack {STACK_BYTES:,})")
+    if fw.reference_arena is not None:
+        t.add_row("arena vs TFLite Micro", f"{s['arena_bytes']:,} vs {fw.reference_arena:,} bytes")
     if s["accuracy"] is not None:
         t.add_row("accuracy on the vectors' labels", f"{100 * s['accuracy']:.1f}%")
     return t
