@@ -16,7 +16,7 @@ import numpy as np
 
 from . import graph as graph_mod
 from .graph import Graph, Tensor
-from .lower import Step, lower
+from .lower import ArrayRef, Step, lower
 from .paths import KERNELS, TEMPLATES, atomic_dir
 from .plan import MemoryPlan, plan
 
@@ -74,12 +74,15 @@ def c_values(values: np.ndarray, per_line: int = 16) -> str:
 _CTYPES = {"int8": "int8_t", "float32": "float"}
 
 
-def c_initializer(value) -> str:
-    """A C initializer for a params field: ints, float32 (as exact hex literals), arrays, nested structs."""
+def c_initializer(value, prefix: str = "") -> str:
+    """A C initializer for a params field: ints, float32 (as exact hex literals), arrays, nested
+    structs, and references to the step's constant arrays (named ``prefix`` + the array's name)."""
+    if isinstance(value, ArrayRef):
+        return prefix + value
     if isinstance(value, dict):
-        return "{" + ", ".join(f".{k} = {c_initializer(v)}" for k, v in value.items()) + "}"
+        return "{" + ", ".join(f".{k} = {c_initializer(v, prefix)}" for k, v in value.items()) + "}"
     if isinstance(value, (list, tuple)):
-        return "{" + ", ".join(c_initializer(v) for v in value) + "}"
+        return "{" + ", ".join(c_initializer(v, prefix) for v in value) + "}"
     if isinstance(value, float):
         return float(np.float32(value)).hex() + "f"
     return str(int(value))
@@ -96,18 +99,38 @@ def _pointer(model: CompiledModel, tensor: int) -> str:
     return address if ctype == "int8_t" else f"(({ctype} *){address})"
 
 
+def _referenced(value) -> set[str]:
+    if isinstance(value, ArrayRef):
+        return {str(value)}
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, (list, tuple)):
+        return set().union(*(_referenced(v) for v in value)) if value else set()
+    return set()
+
+
+def _operand(model: CompiledModel, step: Step, operand: int | str) -> str:
+    if operand == "scratch":
+        return f"(arena + {model.plan.scratch[step.op_index]})" if step.scratch_bytes else "(int8_t *)0"
+    if isinstance(operand, str):
+        return f"op{step.op_index}_{operand}"
+    return _pointer(model, operand)
+
+
 def _step_context(model: CompiledModel, step: Step) -> dict:
+    prefix = f"op{step.op_index}_"
     arrays = [dict(field=f, ctype=ctype, count=max(1, a.size), body=c_values(a)) for f, (ctype, a) in step.arrays.items()]
     pointer_lists = [dict(field=f, body=", ".join(_arena_address(model, t) for t in tensors))
                      for f, tensors in step.pointer_lists.items()]
-    fields = [(f, c_initializer(v)) for f, v in step.scalars.items()] if step.params_type else []
+    fields = [(f, c_initializer(v, prefix)) for f, v in step.scalars.items()] if step.params_type else []
     operands = step.operands if step.operands is not None else step.inputs + step.outputs
-    fields += [(f, f"op{step.op_index}_{f}") for f in list(step.arrays) + list(step.pointer_lists) if f not in operands]
+    taken = set(operands) | _referenced(step.scalars)
+    fields += [(f, prefix + f) for f in list(step.arrays) + list(step.pointer_lists) if f not in taken]
     if step.kernel is None:
         call = None
         comment = "shares its input's bytes, no copy"
     else:
-        args = [f"op{step.op_index}_{o}" if isinstance(o, str) else _pointer(model, o) for o in operands]
+        args = [_operand(model, step, o) for o in operands]
         call = f"{step.kernel}(&op{step.op_index}, {', '.join(args)})"
         comment = f"{step.macs} MACs" if step.macs else ""
     return dict(op_index=step.op_index, op=step.op, params_type=step.params_type, arrays=arrays,

@@ -19,6 +19,10 @@ QUANTIZE_HINT = ("Quantize it to full integer (`tinydeploy quantize`, or TFLiteC
                  "and int8 inference_input_type/inference_output_type)")
 
 
+class ArrayRef(str):
+    """A params field that points at one of the step's `arrays` (rendered as its C name)."""
+
+
 @dataclass
 class Step:
     """One kernel call in the generated invoke()."""
@@ -35,6 +39,7 @@ class Step:
                                                 # default inputs + outputs
     pointer_lists: dict[str, list[int]] = field(default_factory=dict)   # params fields holding tensor addresses
     in_place: bool = False                      # the output may take over a same-size input's bytes
+    scratch_bytes: int = 0                      # arena bytes the kernel needs during the call ("scratch" operand)
 
     @property
     def weight_bytes(self) -> int:
@@ -102,11 +107,41 @@ def _bias(graph: Graph, op: Operator, channels: int) -> np.ndarray:
     return bias.data.reshape(-1).astype(np.int64)
 
 
-def _per_channel(x: Tensor, w: Tensor, y: Tensor, channels: int) -> dict[str, tuple[str, np.ndarray]]:
+GEMM_ROWS = 4                    # rows interleaved per block, as td_gemm_s8 reads them
+FAST_REQUANT_LIMIT = 1 << 30     # |acc| below this makes td_gemm_s8's short rounding exact
+
+
+def gemm_weight_layout(w: np.ndarray) -> np.ndarray:
+    """[rows, k] int8 -> td_gemm_s8's order: rows padded to k % 4 == 0 with zeros, blocks of
+    four rows interleaved by 4-byte chunks, the remaining rows plain."""
+    rows, k = w.shape
+    depth = -(-k // 4) * 4
+    padded = np.zeros((rows, depth), np.int8)
+    padded[:, :k] = w
+    blocked = rows // GEMM_ROWS * GEMM_ROWS
+    head = padded[:blocked].reshape(-1, GEMM_ROWS, depth // 4, 4).transpose(0, 2, 1, 3)
+    return np.concatenate([head.reshape(-1), padded[blocked:].reshape(-1)])
+
+
+def _short_requantization(bias: np.ndarray, max_products: np.ndarray, shifts: list[int]) -> bool:
+    """True when td_requantize_short is exact for every accumulator: all shifts negative and
+    |bias| plus the largest possible sum of products below 2^30."""
+    return max(shifts) < 0 and int(np.max(np.abs(bias) + max_products)) < FAST_REQUANT_LIMIT
+
+
+def _gemm(x: Tensor, w: Tensor, y: Tensor, w2d: np.ndarray, bias: np.ndarray, act: tuple[int, int]):
+    """td_gemm_params for weights ``w2d`` [rows, k], with the input offset folded into the bias."""
+    rows = w2d.shape[0]
+    wide = w2d.astype(np.int64)
+    folded = bias - _zp(x) * wide.sum(axis=1)
     mults, shifts = quant.conv_multipliers(x.scale[0], w.scale, y.scale[0])
-    if len(mults) == 1:
-        mults, shifts = mults * channels, shifts * channels
-    return dict(multiplier=("int32_t", np.asarray(mults, np.int32)), shift=("int32_t", np.asarray(shifts, np.int32)))
+    fast = _short_requantization(folded, 128 * np.abs(wide).sum(axis=1), shifts)
+    params = dict(depth=-(-w2d.shape[1] // 4) * 4, rows=rows, output_offset=_zp(y), act_min=act[0], act_max=act[1],
+                  per_channel=int(len(mults) > 1), fast=int(fast), weights=ArrayRef("weights"),
+                  bias=ArrayRef("bias"), multiplier=ArrayRef("multiplier"), shift=ArrayRef("shift"))
+    arrays = dict(weights=("int8_t", gemm_weight_layout(w2d)), bias=("int32_t", _as_int32(folded)),
+                  multiplier=("int32_t", np.asarray(mults, np.int32)), shift=("int32_t", np.asarray(shifts, np.int32)))
+    return params, arrays
 
 
 def _fully_connected(graph: Graph, op: Operator) -> Step:
@@ -116,16 +151,11 @@ def _fully_connected(graph: Graph, op: Operator) -> Step:
     batches = x.size // in_depth
     if batches * in_depth != x.size or batches * out_depth != y.size:
         raise _refuse(graph, op, f"input {x.shape} and weights {w.shape} do not fit together")
-    weights = w.data.reshape(out_depth, in_depth).astype(np.int64)
-    folded = _as_int32(_bias(graph, op, out_depth) - _zp(x) * weights.sum(axis=1))   # input offset folded in
-    act_min, act_max = _activation(graph, op, y)
-    mults, shifts = quant.conv_multipliers(x.scale[0], w.scale, y.scale[0])
+    gemm, arrays = _gemm(x, w, y, w.data.reshape(out_depth, in_depth), _bias(graph, op, out_depth),
+                         _activation(graph, op, y))
     return Step(op.index, op.op, "td_fully_connected_s8", "td_fully_connected_params", [x.index], [y.index],
-                scalars=dict(batches=batches, in_depth=in_depth, out_depth=out_depth, output_offset=_zp(y),
-                             act_min=act_min, act_max=act_max, per_channel=int(len(mults) > 1)),
-                arrays=dict(weights=("int8_t", w.data.reshape(-1).astype(np.int8)), bias=("int32_t", folded),
-                            multiplier=("int32_t", np.asarray(mults, np.int32)),
-                            shift=("int32_t", np.asarray(shifts, np.int32))),
+                scalars=dict(batches=batches, in_depth=in_depth, gemm=gemm), arrays=arrays,
+                operands=[x.index, y.index, "scratch"], scratch_bytes=gemm["depth"] if in_depth % 4 else 0,
                 macs=op_macs(graph, op))
 
 
@@ -183,13 +213,29 @@ def _conv(graph: Graph, op: Operator) -> Step:
     if w.scale.size not in (1, out_c):
         raise _refuse(graph, op, f"weights have {w.scale.size} scales for {out_c} output channels")
     act_min, act_max = _activation(graph, op, y)
-    return Step(op.index, op.op, "td_depthwise_conv_s8" if depthwise else "td_conv_s8", "td_conv_params",
-                [x.index], [y.index],
+    if not depthwise and group_in_c == win["in_c"]:
+        gemm, arrays = _gemm(x, w, y, w.data.reshape(out_c, -1), _bias(graph, op, out_c), (act_min, act_max))
+        window = win["filter_h"] * win["filter_w"] * win["in_c"]
+        in_place_window = win["filter_h"] == win["filter_w"] == 1 and window == gemm["depth"]
+        return Step(op.index, op.op, "td_conv_gemm_s8", "td_conv_gemm_params", [x.index], [y.index],
+                    scalars=dict(win=win, pad_value=_zp(x), gemm=gemm), arrays=arrays,
+                    operands=[x.index, y.index, "scratch"], scratch_bytes=0 if in_place_window else gemm["depth"],
+                    macs=op_macs(graph, op))
+    mults, shifts = quant.conv_multipliers(x.scale[0], w.scale, y.scale[0])
+    if len(mults) == 1:
+        mults, shifts = mults * out_c, shifts * out_c
+    bias = _bias(graph, op, out_c)
+    per_channel_weights = (w.data.reshape(-1, out_c).T if depthwise else w.data.reshape(out_c, -1)).astype(np.int64)
+    fast = _short_requantization(bias, 255 * np.abs(per_channel_weights).sum(axis=1), shifts)
+    kernel = "td_depthwise_conv_packed_s8" if depthwise and group_in_c == 1 and win["in_c"] >= 4 else \
+        ("td_depthwise_conv_s8" if depthwise else "td_conv_s8")
+    return Step(op.index, op.op, kernel, "td_conv_params", [x.index], [y.index],
                 scalars=dict(win=win, input_offset=-_zp(x), output_offset=_zp(y), act_min=act_min,
-                             act_max=act_max, group_in_c=group_in_c),
+                             act_max=act_max, group_in_c=group_in_c, fast=int(fast)),
                 arrays=dict(weights=("int8_t", w.data.reshape(-1).astype(np.int8)),
-                            bias=("int32_t", _as_int32(_bias(graph, op, out_c))),
-                            **_per_channel(x, w, y, out_c)),
+                            bias=("int32_t", _as_int32(bias)),
+                            multiplier=("int32_t", np.asarray(mults, np.int32)),
+                            shift=("int32_t", np.asarray(shifts, np.int32))),
                 macs=op_macs(graph, op))
 
 

@@ -37,13 +37,17 @@ def default_project_dir(model_path: Path, board: str) -> Path:
     return Path("build") / f"{Path(model_path).stem}-{board}"
 
 
-def build_firmware(model_path: str | Path, board_name: str, out_dir: Path | None = None, vectors: int = 50) -> Firmware:
-    """Compile the model, render the project for the board and build it with PlatformIO."""
+def build_firmware(model_path: str | Path, board_name: str, out_dir: Path | None = None, vectors: int = 50,
+                   profile: bool = False, testset: bool = True) -> Firmware:
+    """Compile the model, render the project for the board and build it with PlatformIO.
+
+    ``profile`` adds per-operator timing; ``testset=False`` ignores a saved test split
+    and bakes in the xorshift32 inputs (what benchmarks use)."""
     board = boards.get(board_name)
     model = compile_model(model_path)
-    vecs = vectors_mod.load(Path(model_path), model.graph, vectors)
+    vecs = vectors_mod.load(Path(model_path), model.graph, vectors, testset)
     project = Path(out_dir) if out_dir else default_project_dir(Path(model_path), board.name)
-    render.render_project(model, board, vecs, project)
+    render.render_project(model, board, vecs, project, profile)
     elf = build_mod.build_project(project, board)
     return Firmware(model, board, project, elf, build_mod.elf_size(elf, board), vecs.origin, vecs.inputs.nbytes,
                     (reference.try_arena_usage(model.graph.flatbuffer) or {}).get("head"))

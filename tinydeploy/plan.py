@@ -5,13 +5,13 @@ static arena. Tensors whose lifetimes (first write .. last read, in operator
 order) don't overlap share memory, so the input's bytes are reused once the
 first layer has read them. A reshape shares its input's bytes, and an
 elementwise op writes over a same-shape input that nobody reads after it
-(in place). Placement is
+(in place). A kernel's scratch buffer lives for its one call. Placement is
 greedy, largest buffer first, at the lowest offset that fits beside the
 buffers already placed that are alive at the same time.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .graph import Graph
 from .lower import Step
@@ -21,11 +21,12 @@ ALIGNMENT = 4
 
 @dataclass
 class Buffer:
-    tensors: list[int]
+    tensors: list[int]               # the tensors sharing these bytes; empty for an op's scratch buffer
     size: int
     first: int
     last: int
     offset: int = 0
+    scratch_of: int | None = None    # op index, for a scratch buffer
 
 
 @dataclass
@@ -33,6 +34,7 @@ class MemoryPlan:
     offsets: dict[int, int]          # tensor -> byte offset in the arena
     buffers: list[Buffer]
     arena_size: int
+    scratch: dict[int, int] = field(default_factory=dict)   # op index -> offset of its scratch buffer
 
 
 def _align(n: int) -> int:
@@ -85,6 +87,8 @@ def plan(graph: Graph, steps: list[Step]) -> MemoryPlan:
         spans[group[t]][1] = end
 
     buffers = [Buffer(members[r], _align(sizes[r]), spans[r][0], spans[r][1]) for r in spans]
+    buffers += [Buffer([], _align(step.scratch_bytes), i, i, scratch_of=step.op_index)
+                for i, step in enumerate(steps) if step.scratch_bytes]
     placed: list[Buffer] = []
     for buf in sorted(buffers, key=lambda b: (-b.size, b.first)):
         live = sorted((p for p in placed if p.first <= buf.last and buf.first <= p.last), key=lambda p: p.offset)
@@ -98,4 +102,5 @@ def plan(graph: Graph, steps: list[Step]) -> MemoryPlan:
         for t in buf.tensors:
             offsets[t] = offset
     arena = max((b.offset + b.size for b in placed), default=0)
-    return MemoryPlan(offsets, sorted(placed, key=lambda b: b.first), arena)
+    scratch = {b.scratch_of: b.offset for b in placed if b.scratch_of is not None}
+    return MemoryPlan(offsets, sorted(placed, key=lambda b: b.first), arena, scratch)

@@ -36,8 +36,10 @@ def fit_check(model: CompiledModel, board: Board, vectors: Vectors) -> dict:
     return {"ram_needed": ram, "flash_needed_min": flash}
 
 
-def render_project(model: CompiledModel, board: Board, vectors: Vectors, out_dir: Path) -> Path:
-    """Write the complete project into ``out_dir`` (replacing it atomically)."""
+def render_project(model: CompiledModel, board: Board, vectors: Vectors, out_dir: Path, profile: bool = False) -> Path:
+    """Write the complete project into ``out_dir`` (replacing it atomically).
+
+    ``profile`` builds the model with per-operator timing (TD LAYERS lines)."""
     fit_check(model, board, vectors)
     env = template_env()
     fingerprint = vectors.fingerprint(model.graph.flatbuffer)
@@ -45,7 +47,7 @@ def render_project(model: CompiledModel, board: Board, vectors: Vectors, out_dir
                count=len(vectors.inputs), size=vectors.inputs[0].nbytes, fingerprint=fingerprint,
                origin=vectors.origin, rows=[c_values(row.view(np.int8)) for row in vectors.inputs],
                platform=f"symlink://{PLATFORM_DIR}", pio_board=f"td-{board.name}",
-               build_flags=board.defines, toolchain=board.toolchain_prefix, cpu_flags=board.cpu_flags)
+               build_flags=board.defines + (["-DTD_PROFILE"] if profile else []), toolchain=board.toolchain_prefix, cpu_flags=board.cpu_flags)
     with atomic_dir(out_dir) as tmp:
         (tmp / "src").mkdir()
         (tmp / "boards").mkdir()
@@ -62,7 +64,7 @@ def render_project(model: CompiledModel, board: Board, vectors: Vectors, out_dir
         np.savez(tmp / "vectors.npz", x=vectors.inputs,
                  y=vectors.labels if vectors.labels is not None else np.zeros(0, np.int64))
         manifest = dict(model=model.summary(), board=board.name, fingerprint=fingerprint,
-                        vectors=len(vectors.inputs), vector_origin=vectors.origin,
+                        vectors=len(vectors.inputs), vector_origin=vectors.origin, profile=profile,
                         model_path=str(Path(model.graph.path).resolve()))
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         previous_build = Path(out_dir) / ".pio"

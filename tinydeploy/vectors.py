@@ -39,15 +39,16 @@ def xorshift32_bytes(count: int, state: int = 1) -> np.ndarray:
     return out
 
 
-def load(model_path: Path, graph: Graph, count: int) -> Vectors:
-    """``count`` vectors for the model at ``model_path``.
+def load(model_path: Path, graph: Graph, count: int, testset: bool = True) -> Vectors:
+    """``count`` vectors for the model at ``model_path``: its saved test split when
+    ``testset`` and one exists, else xorshift32 inputs.
 
     A float32 input gets the xorshift bytes as quantized values, dequantized with
     the scale and zero point of the QUANTIZE op that reads it (or 1/64 and 0)."""
     x_tensor = graph.input_tensor()
     size = x_tensor.size
     sidecar = testset_path(model_path)
-    if sidecar.exists():
+    if testset and sidecar.exists():
         data = np.load(sidecar)
         x = data["x"].reshape(len(data["x"]), -1)
         if x.shape[1] == size and x.dtype == x_tensor.numpy_dtype and len(x) > 0:

@@ -27,12 +27,20 @@ class RunResult:
     labels: np.ndarray | None = None
     output_zero_point: int = 0
     mismatches: list[tuple[int, int, object, object]] = field(default_factory=list)   # vector, element, ours, ref
+    layer_ticks: list[list[int]] = field(default_factory=list)   # per vector, ticks per operator (profiling builds)
 
     @property
     def instructions(self) -> list[int] | None:
         if not self.counts_instructions or not self.ticks_per_instruction:
             return None
         return [round(t / self.ticks_per_instruction) for t in self.ticks]
+
+    @property
+    def layer_instructions(self) -> list[int] | None:
+        """Instructions per operator for the first vector (profiling builds on an instruction-counting target)."""
+        if not self.layer_ticks or not self.counts_instructions or not self.ticks_per_instruction:
+            return None
+        return [round(t / self.ticks_per_instruction) for t in self.layer_ticks[0]]
 
     @property
     def mismatched_vectors(self) -> int:
@@ -47,10 +55,10 @@ class RunResult:
 
 def read_protocol(target: Target, fingerprint: str, out_size: int, count: int, timeout: float,
                   dtype: np.dtype = np.dtype(np.int8)):
-    """Parse BEGIN/CAL/OUT/END lines; returns (outputs, ticks, ticks per instruction).
+    """Parse BEGIN/CAL/OUT/LAYERS/END lines; returns (outputs, ticks, ticks per instruction, layer ticks).
 
     ``out_size`` is in bytes; each output is returned as an array of ``dtype``."""
-    outputs, ticks, cal, begun = {}, {}, None, False
+    outputs, ticks, layers, cal, begun = {}, {}, {}, None, False
     try:
         for line in target.lines(timeout):
             parts = line.strip().split()
@@ -72,6 +80,8 @@ def read_protocol(target: Target, fingerprint: str, out_size: int, count: int, t
                                           "check the serial link (baud rate, cable)")
                 outputs[int(parts[2])] = np.frombuffer(data, dtype=dtype)
                 ticks[int(parts[2])] = int(parts[3])
+            elif kind == "LAYERS" and begun:
+                layers[int(parts[2])] = [int(v) for v in parts[3:]]
             elif kind == "END" and begun:
                 target.finish(timeout)
                 break
@@ -82,7 +92,7 @@ def read_protocol(target: Target, fingerprint: str, out_size: int, count: int, t
         raise TinyDeployError(f"the firmware stopped after {len(outputs)} of {count} vectors "
                               f"(exit status {target.exit_status}); see the project's build.log and rerun")
     order = sorted(outputs)
-    return np.stack([outputs[i] for i in order]), [ticks[i] for i in order], cal
+    return np.stack([outputs[i] for i in order]), [ticks[i] for i in order], cal, [layers[i] for i in sorted(layers)]
 
 
 def run_and_verify(project: Path, target: Target, timeout: float = 120.0) -> RunResult:
@@ -92,12 +102,12 @@ def run_and_verify(project: Path, target: Target, timeout: float = 120.0) -> Run
     inputs, labels = saved["x"], saved["y"]
     out = manifest["model"]["output"]
     dtype = np.dtype(out["dtype"])
-    outputs, ticks, cal = read_protocol(target, manifest["fingerprint"], out["bytes"], len(inputs), timeout, dtype)
+    outputs, ticks, cal, layers = read_protocol(target, manifest["fingerprint"], out["bytes"], len(inputs), timeout, dtype)
     flatbuffer = Path(manifest["model_path"]).read_bytes()
     expected = reference.run(flatbuffer, inputs).astype(dtype)
     result = RunResult(manifest["model"]["name"], manifest["board"], outputs, ticks, cal, target.counts_instructions,
                        target.exit_status, expected, labels if len(labels) else None,
-                       manifest["model"]["output"]["zero_point"])
+                       manifest["model"]["output"]["zero_point"], layer_ticks=layers)
     differ = outputs.view(np.uint8).reshape(len(outputs), -1, dtype.itemsize) != \
         expected.view(np.uint8).reshape(len(expected), -1, dtype.itemsize)           # bit patterns, so NaN == NaN
     for v, e in zip(*np.nonzero(differ.any(axis=2))):

@@ -1,8 +1,10 @@
-/* CONV_2D and DEPTHWISE_CONV_2D, int8 with per-channel requantization.
+/* CONV_2D with groups and DEPTHWISE_CONV_2D, int8 with per-channel
+ * requantization (ungrouped CONV_2D runs as a matrix product, td_gemm.c).
  * Same arithmetic as TFLite Micro's reference kernels; the window bounds are
  * computed once per output pixel instead of tested per tap. */
 #include "td_kernels.h"
 #include "td_fixedpoint.h"
+#include "td_simd.h"
 
 /* The filter taps of one output pixel that land inside the input. */
 typedef struct {
@@ -17,6 +19,13 @@ static void valid_taps(int32_t origin, int32_t dilation, int32_t taps, int32_t s
     const int32_t hi = size - origin <= 0 ? 0 : (size - origin + dilation - 1) / dilation;
     *first = origin < 0 ? (-origin + dilation - 1) / dilation : 0;
     *last = hi < taps ? hi : taps;
+}
+
+static int8_t requantize_channel(const td_conv_params *p, int32_t acc, int32_t oc)
+{
+    acc = td_wrap_add(acc, p->bias[oc]);
+    acc = td_requantize(acc, p->multiplier[oc], p->shift[oc]) + p->output_offset;
+    return (int8_t)td_clamp(acc, p->act_min, p->act_max);
 }
 
 static int32_t conv_dot(const td_conv_params *p, const td_taps *t, int32_t oc)
@@ -68,10 +77,7 @@ static void convolve(const td_conv_params *p, const int8_t *in, int8_t *out, int
                 t.ix0 = ox * w->stride_w - w->pad_w;
                 valid_taps(t.ix0, w->dilation_w, w->filter_w, w->in_w, &t.fx0, &t.fx1);
                 for (int32_t oc = 0; oc < w->out_c; ++oc) {
-                    int32_t acc = depthwise ? depthwise_dot(p, &t, oc) : conv_dot(p, &t, oc);
-                    acc = td_wrap_add(acc, p->bias[oc]);
-                    acc = td_requantize(acc, p->multiplier[oc], p->shift[oc]) + p->output_offset;
-                    *out++ = (int8_t)td_clamp(acc, p->act_min, p->act_max);
+                    *out++ = requantize_channel(p, depthwise ? depthwise_dot(p, &t, oc) : conv_dot(p, &t, oc), oc);
                 }
             }
         }
@@ -86,4 +92,67 @@ void td_conv_s8(const td_conv_params *p, const int8_t *in, int8_t *out)
 void td_depthwise_conv_s8(const td_conv_params *p, const int8_t *in, int8_t *out)
 {
     convolve(p, in, out, 1);
+}
+
+/* ---- Packed path (td_simd.h) for depth multiplier 1. The input offset is
+ * added while unpacking (SXTAB16), so padding taps still contribute nothing. ---- */
+
+/* Depth multiplier 1: four channels at a time, one accumulator per channel. */
+static inline void depthwise_packed(const td_conv_params *p, const int8_t *in, int8_t *out, int fast)
+{
+    const td_window *w = &p->win;
+    const uint32_t offset = td_dup16(p->input_offset);
+    const int32_t channels = w->in_c, row = w->in_w * channels;
+    const int32_t tap_step = w->dilation_w * channels, row_step = w->dilation_h * row;
+    for (int32_t b = 0; b < w->batches; ++b) {
+        const int8_t *image = in + b * w->in_h * row;
+        for (int32_t oy = 0; oy < w->out_h; ++oy) {
+            const int32_t iy0 = oy * w->stride_h - w->pad_h;
+            int32_t fy0, fy1;
+            valid_taps(iy0, w->dilation_h, w->filter_h, w->in_h, &fy0, &fy1);
+            for (int32_t ox = 0; ox < w->out_w; ++ox) {
+                const int32_t ix0 = ox * w->stride_w - w->pad_w;
+                int32_t fx0, fx1;
+                valid_taps(ix0, w->dilation_w, w->filter_w, w->in_w, &fx0, &fx1);
+                const int8_t *x_first = image + (iy0 + fy0 * w->dilation_h) * row + (ix0 + fx0 * w->dilation_w) * channels;
+                const int8_t *k_first = p->weights + (fy0 * w->filter_w + fx0) * channels;
+                const int32_t taps_x = fx1 - fx0;
+                int32_t c = 0;
+                for (; c + 4 <= channels; c += 4) {
+                    int32_t a0 = p->bias[c], a1 = p->bias[c + 1], a2 = p->bias[c + 2], a3 = p->bias[c + 3];
+                    const int8_t *xr = x_first + c, *kr = k_first + c;
+                    for (int32_t fy = fy0; fy < fy1; ++fy, xr += row_step, kr += w->filter_w * channels) {
+                        const int8_t *x = xr, *k = kr;
+                        for (int32_t n = taps_x; n > 0; --n, x += tap_step, k += channels) {
+                            const uint32_t xv = td_load4(x), kv = td_load4(k);
+                            const uint32_t xe = td_sxtab16(offset, xv), xo = td_sxtab16_odd(offset, xv);
+                            const uint32_t ke = td_sxtb16(kv), ko = td_sxtb16_odd(kv);
+                            a0 = td_smlabb(xe, ke, a0); a2 = td_smlatt(xe, ke, a2);
+                            a1 = td_smlabb(xo, ko, a1); a3 = td_smlatt(xo, ko, a3);
+                        }
+                    }
+                    const int32_t acc[4] = {a0, a1, a2, a3};
+                    for (int32_t i = 0; i < 4; ++i) {
+                        const int32_t v = fast ? td_requantize_short(acc[i], p->multiplier[c + i], p->shift[c + i])
+                                               : td_requantize(acc[i], p->multiplier[c + i], p->shift[c + i]);
+                        out[c + i] = (int8_t)td_clamp(v + p->output_offset, p->act_min, p->act_max);
+                    }
+                }
+                for (; c < channels; ++c) {
+                    td_taps t = {image, iy0, ix0, fy0, fy1, fx0, fx1};
+                    out[c] = requantize_channel(p, depthwise_dot(p, &t, c), c);
+                }
+                out += channels;
+            }
+        }
+    }
+}
+
+void td_depthwise_conv_packed_s8(const td_conv_params *p, const int8_t *in, int8_t *out)
+{
+    if (p->fast) {
+        depthwise_packed(p, in, out, 1);
+    } else {
+        depthwise_packed(p, in, out, 0);
+    }
 }

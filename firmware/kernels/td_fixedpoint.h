@@ -9,15 +9,16 @@
 
 #include <stdint.h>
 
-/* (a * b * 2) >> 32 with round-to-nearest; saturates the one overflow case. */
+/* (a * b * 2) >> 32 with round-to-nearest; saturates the one overflow case.
+ * gemmlowp adds a sign-dependent nudge and divides toward zero; that equals
+ * floor((a * b + 2^30) / 2^31) for every input, which compiles to SMLAL and
+ * two shifts. */
 static inline int32_t td_srdhm(int32_t a, int32_t b)
 {
     if (a == b && a == INT32_MIN) {
         return INT32_MAX;
     }
-    int64_t ab = (int64_t)a * (int64_t)b;
-    int64_t nudge = ab >= 0 ? (1 << 30) : (1 - (1 << 30));
-    return (int32_t)((ab + nudge) / ((int64_t)1 << 31));
+    return (int32_t)(((int64_t)a * (int64_t)b + ((int64_t)1 << 30)) >> 31);
 }
 
 /* x / 2^exponent rounded to nearest, ties away from zero. */

@@ -12,24 +12,34 @@
 extern "C" {
 #endif
 
-/* FULLY_CONNECTED: out[b][o] = clamp(requant(sum_i w[o][i] * in[b][i] + bias[o]) + out_zp).
- * The input offset is folded into `bias` on the host:
- * bias[o] = b[o] - in_zp * sum_i w[o][i]. */
+/* One matrix-vector product with requantization: out[o] = clamp(requant(
+ * bias[o] + sum_k w[o][k] * x[k]) + output_offset). The input offset is folded
+ * into the bias; weights are laid out by the code generator (td_gemm.c). */
 typedef struct {
-    int32_t batches;
-    int32_t in_depth;
-    int32_t out_depth;
+    int32_t depth;                /* k, padded to a multiple of 4 */
+    int32_t rows;                 /* outputs */
     int32_t output_offset;
     int32_t act_min;
     int32_t act_max;
-    int32_t per_channel;          /* 1: multiplier/shift have out_depth entries */
-    const int8_t *weights;        /* [out_depth][in_depth] */
-    const int32_t *bias;          /* [out_depth], input offset folded in */
+    int32_t per_channel;          /* 1: multiplier/shift have `rows` entries */
+    int32_t fast;                 /* 1: all shifts < 0 and |acc| < 2^30 (short exact rounding) */
+    const int8_t *weights;
+    const int32_t *bias;
     const int32_t *multiplier;
     const int32_t *shift;
+} td_gemm_params;
+
+void td_gemm_s8(const td_gemm_params *g, const int8_t *x, int8_t *out);
+
+/* FULLY_CONNECTED: `batches` rows of `in_depth` int8 values. `scratch` holds
+ * one padded row when in_depth is not a multiple of 4. */
+typedef struct {
+    int32_t batches;
+    int32_t in_depth;
+    td_gemm_params gemm;
 } td_fully_connected_params;
 
-void td_fully_connected_s8(const td_fully_connected_params *p, const int8_t *in, int8_t *out);
+void td_fully_connected_s8(const td_fully_connected_params *p, const int8_t *in, int8_t *out, int8_t *scratch);
 
 /* SOFTMAX over the last dimension, int8 in, int8 out (scale 1/256, zero point -128). */
 typedef struct {
@@ -42,7 +52,7 @@ typedef struct {
 
 void td_softmax_s8(const td_softmax_params *p, const int8_t *in, int8_t *out);
 
-/* Copies `bytes` bytes; used where a reshape cannot alias its input. */
+/* Copies `bytes` bytes (the model API's input and output copies). */
 void td_copy_s8(const int8_t *in, int8_t *out, int32_t bytes);
 
 /* The sliding-window geometry shared by convolutions and pooling (NHWC).
@@ -67,6 +77,7 @@ typedef struct {
     int32_t act_min;
     int32_t act_max;
     int32_t group_in_c;           /* conv: input channels per filter; depthwise: depth multiplier */
+    int32_t fast;                 /* 1: all shifts < 0 and |acc| < 2^30 (short exact rounding) */
     const int8_t *weights;        /* conv [out_c][fh][fw][group_in_c]; depthwise [fh][fw][out_c] */
     const int32_t *bias;          /* [out_c] */
     const int32_t *multiplier;    /* [out_c] */
@@ -75,6 +86,19 @@ typedef struct {
 
 void td_conv_s8(const td_conv_params *p, const int8_t *in, int8_t *out);
 void td_depthwise_conv_s8(const td_conv_params *p, const int8_t *in, int8_t *out);
+/* DEPTHWISE_CONV_2D with depth multiplier 1, four channels per step. */
+void td_depthwise_conv_packed_s8(const td_conv_params *p, const int8_t *in, int8_t *out);
+
+/* CONV_2D without groups as one td_gemm_s8 per output pixel: the pixel's
+ * window is gathered into `scratch` (gemm.depth bytes), padding taps set to
+ * the input zero point `pad_value` (1x1 windows are read in place). */
+typedef struct {
+    td_window win;
+    int32_t pad_value;
+    td_gemm_params gemm;
+} td_conv_gemm_params;
+
+void td_conv_gemm_s8(const td_conv_gemm_params *p, const int8_t *in, int8_t *out, int8_t *scratch);
 
 /* AVERAGE_POOL_2D and MAX_POOL_2D (input and output share quantization). */
 typedef struct {

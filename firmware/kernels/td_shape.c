@@ -1,4 +1,4 @@
-/* Data movement: PAD with a constant and CONCATENATION. */
+/* Data movement: PAD with a constant, CONCATENATION, plain copies. */
 #include "td_kernels.h"
 
 void td_pad_s8(const td_pad_params *p, const int8_t *in, int8_t *out)
@@ -30,5 +30,15 @@ void td_concatenation_s8(const td_concat_params *p, int8_t *out)
                 *out++ = src[k];
             }
         }
+    }
+}
+
+void td_copy_s8(const int8_t *in, int8_t *out, int32_t bytes)
+{
+    if (in == out) {
+        return;
+    }
+    for (int32_t i = 0; i < bytes; ++i) {
+        out[i] = in[i];
     }
 }

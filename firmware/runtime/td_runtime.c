@@ -50,6 +50,44 @@ static void calibrate(void)
     put_str("\r\n");
 }
 
+/* Profiling (builds with -DTD_PROFILE): ticks spent in each operator. */
+#define TD_PROFILE_MAX_OPS 256
+static uint32_t layer_ticks[TD_PROFILE_MAX_OPS];
+static int layer_count;
+static uint64_t layer_mark;
+static uint64_t tick_overhead;                /* cost of one td_ticks() call, in ticks */
+
+void td_profile_begin(void)
+{
+    layer_count = 0;
+    layer_mark = td_ticks();
+}
+
+void td_profile_mark(int op_index)
+{
+    const uint64_t now = td_ticks();
+    const uint64_t spent = now - layer_mark;
+    if (op_index >= 0 && op_index < TD_PROFILE_MAX_OPS) {
+        layer_ticks[op_index] = (uint32_t)(spent > tick_overhead ? spent - tick_overhead : 0u);
+        layer_count = op_index + 1 > layer_count ? op_index + 1 : layer_count;
+    }
+    layer_mark = td_ticks();
+}
+
+static void put_layers(uint32_t vector)
+{
+    if (layer_count == 0) {
+        return;
+    }
+    put_str("TD LAYERS ");
+    put_u64(vector);
+    for (int i = 0; i < layer_count; ++i) {
+        td_putc(' ');
+        put_u64(layer_ticks[i]);
+    }
+    put_str("\r\n");
+}
+
 int td_run_vectors(const char *model, td_invoke_fn invoke, const int8_t *vectors, uint32_t count,
                    uint32_t in_size, int8_t *out, uint32_t out_size, const char *fingerprint)
 {
@@ -66,7 +104,8 @@ int td_run_vectors(const char *model, td_invoke_fn invoke, const int8_t *vectors
     put_str("\r\n");
     calibrate();
     uint64_t t0 = td_ticks();
-    uint64_t overhead = td_ticks() - t0;      /* cost of reading the counter */
+    const uint64_t overhead = td_ticks() - t0;      /* cost of reading the counter */
+    tick_overhead = overhead;
     int status = 0;
     for (uint32_t i = 0; i < count; ++i) {
         t0 = td_ticks();
@@ -79,6 +118,7 @@ int td_run_vectors(const char *model, td_invoke_fn invoke, const int8_t *vectors
         td_putc(' ');
         put_hex(out, out_size);
         put_str("\r\n");
+        put_layers(i);
     }
     put_str("TD END ");
     put_u64((uint64_t)status);

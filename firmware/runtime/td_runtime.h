@@ -5,6 +5,7 @@
  *   (inputs and outputs are raw bytes: int8 values, or little-endian float32)
  *   TD CAL <ticks> <instructions>     ticks for a loop of known instruction count
  *   TD OUT <index> <ticks> <hex output bytes>
+ *   TD LAYERS <index> <ticks of operator 0> <ticks of operator 1> ...   (profiling builds only)
  *   TD END <status>
  */
 #ifndef TD_RUNTIME_H

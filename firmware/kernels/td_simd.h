@@ -1,0 +1,105 @@
+/* Packed 16-bit arithmetic for the inner loops: the Armv7E-M DSP instructions
+ * (Cortex-M4/M7/M33/M55) when the compiler targets them, otherwise portable C
+ * with the same results. The kernels are written once against these helpers,
+ * so the host build exercises exactly the code paths the firmware runs.
+ *
+ * A "pair" is two int16 lanes in one uint32_t: bits 0-15 and bits 16-31. */
+#ifndef TD_SIMD_H
+#define TD_SIMD_H
+
+#include <stdint.h>
+#include <string.h>
+
+/* Four bytes from any address (LDR handles unaligned addresses on v7-M). */
+static inline uint32_t td_load4(const int8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+#include <arm_acle.h>
+#define TD_DSP 1
+
+/* Bytes 0 and 2, sign-extended to a pair. */
+static inline uint32_t td_sxtb16(uint32_t x) { return __sxtb16(x); }
+/* Bytes 1 and 3, sign-extended to a pair. */
+static inline uint32_t td_sxtb16_odd(uint32_t x)
+{
+    uint32_t r;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
+    return r;
+}
+/* Bytes 0 and 2 sign-extended and added to the lanes of `pair`. */
+static inline uint32_t td_sxtab16(uint32_t pair, uint32_t x) { return __sxtab16(pair, x); }
+static inline uint32_t td_sxtab16_odd(uint32_t pair, uint32_t x)
+{
+    uint32_t r;
+    __asm__("sxtab16 %0, %1, %2, ror #8" : "=r"(r) : "r"(pair), "r"(x));
+    return r;
+}
+/* acc + lo(a) * lo(b) + hi(a) * hi(b). */
+static inline int32_t td_smlad(uint32_t a, uint32_t b, int32_t acc) { return __smlad(a, b, acc); }
+/* acc + lo(a) * lo(b), and acc + hi(a) * hi(b). */
+static inline int32_t td_smlabb(uint32_t a, uint32_t b, int32_t acc) { return __smlabb(a, b, acc); }
+static inline int32_t td_smlatt(uint32_t a, uint32_t b, int32_t acc) { return __smlatt(a, b, acc); }
+/* (a * b + 2^31) >> 32: the high word of the product, rounded. */
+static inline int32_t td_smmulr(int32_t a, int32_t b)
+{
+    int32_t r;
+    __asm__("smmulr %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+}
+
+#else
+#define TD_DSP 0
+
+static inline int32_t td_lane_lo(uint32_t p) { return (int16_t)(p & 0xFFFFu); }
+static inline int32_t td_lane_hi(uint32_t p) { return (int16_t)(p >> 16); }
+static inline uint32_t td_pair(int32_t lo, int32_t hi) { return ((uint32_t)lo & 0xFFFFu) | ((uint32_t)hi << 16); }
+
+static inline uint32_t td_sxtb16(uint32_t x) { return td_pair((int8_t)x, (int8_t)(x >> 16)); }
+static inline uint32_t td_sxtb16_odd(uint32_t x) { return td_pair((int8_t)(x >> 8), (int8_t)(x >> 24)); }
+static inline uint32_t td_sxtab16(uint32_t pair, uint32_t x)
+{
+    return td_pair(td_lane_lo(pair) + (int8_t)x, td_lane_hi(pair) + (int8_t)(x >> 16));
+}
+static inline uint32_t td_sxtab16_odd(uint32_t pair, uint32_t x)
+{
+    return td_pair(td_lane_lo(pair) + (int8_t)(x >> 8), td_lane_hi(pair) + (int8_t)(x >> 24));
+}
+static inline int32_t td_smlad(uint32_t a, uint32_t b, int32_t acc)
+{
+    return (int32_t)((uint32_t)acc + (uint32_t)(td_lane_lo(a) * td_lane_lo(b)) + (uint32_t)(td_lane_hi(a) * td_lane_hi(b)));
+}
+static inline int32_t td_smlabb(uint32_t a, uint32_t b, int32_t acc)
+{
+    return (int32_t)((uint32_t)acc + (uint32_t)(td_lane_lo(a) * td_lane_lo(b)));
+}
+static inline int32_t td_smlatt(uint32_t a, uint32_t b, int32_t acc)
+{
+    return (int32_t)((uint32_t)acc + (uint32_t)(td_lane_hi(a) * td_lane_hi(b)));
+}
+static inline int32_t td_smmulr(int32_t a, int32_t b)
+{
+    return (int32_t)(((int64_t)a * b + ((int64_t)1 << 31)) >> 32);
+}
+#endif
+
+/* TFLite's MultiplyByQuantizedMultiplier in three instructions and a shift,
+ * exact when shift < 0 and |x| < 2^30 (the code generator proves both for
+ * the layers it marks `fast`): then 2x fits, SMMULR(2x, m) equals the
+ * rounding doubling high multiply, and adding 2^(r-1) cannot overflow. */
+static inline int32_t td_requantize_short(int32_t x, int32_t multiplier, int32_t shift)
+{
+    const int32_t hi = td_smmulr(x * 2, multiplier);
+    const int32_t r = -shift;
+    return (hi + ((1 << r) >> 1) - (int32_t)((uint32_t)hi >> 31)) >> r;
+}
+
+/* The same 16-bit value in both lanes, and back. */
+static inline uint32_t td_dup16(int32_t v) { return ((uint32_t)v & 0xFFFFu) * 0x10001u; }
+static inline int32_t td_lane_of(uint32_t dup) { return (int16_t)(dup & 0xFFFFu); }
+
+#endif /* TD_SIMD_H */
