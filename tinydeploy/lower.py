@@ -42,6 +42,11 @@ class Step:
     scratch_bytes: int = 0                      # arena bytes the kernel needs during the call ("scratch" operand)
 
     @property
+    def streams(self) -> bool:
+        """A windowed kernel that writes output pixels in order (the planner may overlap its output and input)."""
+        return "win" in self.scalars
+
+    @property
     def weight_bytes(self) -> int:
         return sum(a.nbytes for _, a in self.arrays.values())
 
@@ -107,12 +112,12 @@ def _bias(graph: Graph, op: Operator, channels: int) -> np.ndarray:
     return bias.data.reshape(-1).astype(np.int64)
 
 
-GEMM_ROWS = 4                    # rows interleaved per block, as td_gemm_s8 reads them
-FAST_REQUANT_LIMIT = 1 << 30     # |acc| below this makes td_gemm_s8's short rounding exact
+GEMM_ROWS = 4                    # rows interleaved per block, as td_gemm.c reads them
+FAST_REQUANT_LIMIT = 1 << 30     # |acc| below this makes the short rounding exact
 
 
 def gemm_weight_layout(w: np.ndarray) -> np.ndarray:
-    """[rows, k] int8 -> td_gemm_s8's order: rows padded to k % 4 == 0 with zeros, blocks of
+    """[rows, k] int8 -> td_gemm.c's order: rows padded to k % 4 == 0 with zeros, blocks of
     four rows interleaved by 4-byte chunks, the remaining rows plain."""
     rows, k = w.shape
     depth = -(-k // 4) * 4
@@ -155,7 +160,8 @@ def _fully_connected(graph: Graph, op: Operator) -> Step:
                          _activation(graph, op, y))
     return Step(op.index, op.op, "td_fully_connected_s8", "td_fully_connected_params", [x.index], [y.index],
                 scalars=dict(batches=batches, in_depth=in_depth, gemm=gemm), arrays=arrays,
-                operands=[x.index, y.index, "scratch"], scratch_bytes=gemm["depth"] if in_depth % 4 else 0,
+                operands=[x.index, y.index, "scratch"],
+                scratch_bytes=0 if batches == 1 else 6 * gemm["depth"],
                 macs=op_macs(graph, op))
 
 
@@ -213,13 +219,16 @@ def _conv(graph: Graph, op: Operator) -> Step:
     if w.scale.size not in (1, out_c):
         raise _refuse(graph, op, f"weights have {w.scale.size} scales for {out_c} output channels")
     act_min, act_max = _activation(graph, op, y)
-    if not depthwise and group_in_c == win["in_c"]:
-        gemm, arrays = _gemm(x, w, y, w.data.reshape(out_c, -1), _bias(graph, op, out_c), (act_min, act_max))
-        window = win["filter_h"] * win["filter_w"] * win["in_c"]
-        in_place_window = win["filter_h"] == win["filter_w"] == 1 and window == gemm["depth"]
+    # An ungrouped convolution is a matrix product; so is a depthwise one over a single input channel
+    # (each filter then sees the same one channel), with its [1, fh, fw, out_c] weights transposed.
+    if (not depthwise and group_in_c == win["in_c"]) or (depthwise and win["in_c"] == 1):
+        w2d = w.data.reshape(-1, out_c).T if depthwise else w.data.reshape(out_c, -1)
+        gemm, arrays = _gemm(x, w, y, w2d, _bias(graph, op, out_c), (act_min, act_max))
         return Step(op.index, op.op, "td_conv_gemm_s8", "td_conv_gemm_params", [x.index], [y.index],
                     scalars=dict(win=win, pad_value=_zp(x), gemm=gemm), arrays=arrays,
-                    operands=[x.index, y.index, "scratch"], scratch_bytes=0 if in_place_window else gemm["depth"],
+                    operands=[x.index, y.index, "scratch"],
+                    scratch_bytes=(4 if win["filter_h"] == win["filter_w"] == 1 and gemm["depth"] == win["in_c"] else 6)
+                    * gemm["depth"],
                     macs=op_macs(graph, op))
     mults, shifts = quant.conv_multipliers(x.scale[0], w.scale, y.scale[0])
     if len(mults) == 1:

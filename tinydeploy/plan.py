@@ -3,15 +3,29 @@
 All activation tensors, the model's input and output included, live in one
 static arena. Tensors whose lifetimes (first write .. last read, in operator
 order) don't overlap share memory, so the input's bytes are reused once the
-first layer has read them. A reshape shares its input's bytes, and an
-elementwise op writes over a same-shape input that nobody reads after it
-(in place). A kernel's scratch buffer lives for its one call. Placement is
-greedy, largest buffer first, at the lowest offset that fits beside the
-buffers already placed that are alive at the same time.
+first layer has read them. Beyond that:
+
+- a reshape shares its input's bytes;
+- an elementwise op writes over a same-shape input nobody reads after it;
+- a windowed op (convolution, pooling) that is its input's last reader writes
+  its output *overlapping* the input, starting D bytes before it: output
+  pixels are written in order, and D is the smallest distance at which no
+  output byte lands on input bytes a later pixel still reads (computed from
+  the op's geometry, with one pixel of slack for kernels that write pixels in
+  pairs);
+- a kernel's scratch buffer lives for its one call.
+
+Placement is greedy, largest buffer first, at the lowest offset that fits
+beside the buffers already placed that are alive at the same time, where a
+windowed op's output and input may overlap as above. A few placement orders,
+with and without overlaps, are tried and the smallest arena wins (greedy
+placement has no guarantee that more freedom never hurts).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from .graph import Graph
 from .lower import Step
@@ -26,6 +40,7 @@ class Buffer:
     first: int
     last: int
     offset: int = 0
+    root: int | None = None          # the tensor group's representative
     scratch_of: int | None = None    # op index, for a scratch buffer
 
 
@@ -41,12 +56,36 @@ def _align(n: int) -> int:
     return (n + ALIGNMENT - 1) // ALIGNMENT * ALIGNMENT
 
 
+def overlap_distance(win: dict[str, int]) -> int:
+    """Bytes by which a windowed op's output may start before its input (see the module docstring)."""
+    lows = []
+    for b in range(win["batches"]):
+        oy = np.arange(win["out_h"])
+        ox = np.arange(win["out_w"])
+        first_y = _first_read(oy * win["stride_h"] - win["pad_h"], win["dilation_h"])
+        first_x = _first_read(ox * win["stride_w"] - win["pad_w"], win["dilation_w"])
+        low = ((b * win["in_h"] + first_y[:, None]) * win["in_w"] + first_x[None, :]) * win["in_c"]
+        lows.append(low.reshape(-1))
+    low = np.concatenate(lows).astype(np.int64)
+    still_needed = np.minimum.accumulate(low[::-1])[::-1]      # lowest input byte read by this pixel or later
+    written = (np.arange(low.size, dtype=np.int64) + 2) * win["out_c"]   # through the next pixel
+    return max(0, int(np.max(written - still_needed)))
+
+
+def _first_read(origin: np.ndarray, dilation: int) -> np.ndarray:
+    """First input coordinate a window starting at ``origin`` reads (its first tap inside)."""
+    skipped = np.where(origin < 0, (-origin + dilation - 1) // dilation, 0)
+    return origin + skipped * dilation
+
+
 def _can_overwrite(graph: Graph, group: dict[int, int], last_read: dict[int, int], t: int, out: int, step: int) -> bool:
     """True when step ``step`` may write ``out`` over input ``t``: same shape and type, and no later reader."""
     a, b = graph.tensors[t], graph.tensors[out]
-    if a.shape != b.shape or a.dtype != b.dtype:
-        return False
-    root = group[t]
+    return a.shape == b.shape and a.dtype == b.dtype and _group_done(group, last_read, group[t], step)
+
+
+def _group_done(group: dict[int, int], last_read: dict[int, int], root: int, step: int) -> bool:
+    """Nobody reads any tensor of group ``root`` after ``step``."""
     return all(last_read.get(m, -1) <= step for m, r in group.items() if r == root)
 
 
@@ -57,7 +96,7 @@ def plan(graph: Graph, steps: list[Step]) -> MemoryPlan:
     for i, step in enumerate(steps):
         for t in step.inputs:
             last_read[t] = max(last_read.get(t, i), i)
-    group: dict[int, int] = {}                   # tensor -> representative tensor
+    group: dict[int, int] = {}                   # tensor -> representative tensor (same bytes)
     for i, step in enumerate(steps):
         for t in step.inputs + step.outputs:
             group.setdefault(t, t)
@@ -69,38 +108,71 @@ def plan(graph: Graph, steps: list[Step]) -> MemoryPlan:
                 if _can_overwrite(graph, group, last_read, t, out, i):
                     group[out] = group[t]
                     break
-    offsets: dict[int, int] = {}
+
     spans: dict[int, list[int]] = {}
     sizes: dict[int, int] = {}
-    members: dict[int, list[int]] = {}
     for i, step in enumerate(steps):
         for t in step.inputs + step.outputs:
             root = group[t]
             span = spans.setdefault(root, [i, i])
             span[0], span[1] = min(span[0], i), max(span[1], i)
             sizes[root] = max(sizes.get(root, 0), graph.tensors[t].nbytes)
-            if t not in members.setdefault(root, []):
-                members[root].append(t)
     for t in graph.inputs:                       # alive from before the first op
         spans[group[t]][0] = -1
     for t in graph.outputs:                      # read by the caller after the last op
         spans[group[t]][1] = end
 
-    buffers = [Buffer(members[r], _align(sizes[r]), spans[r][0], spans[r][1]) for r in spans]
+    # A windowed op that is its input's last reader may write its output overlapping the input.
+    overlaps: dict[tuple[int, int], int] = {}    # (input group, output group) -> minimum distance
+    for i, step in enumerate(steps):
+        if step.streams and step.inputs:
+            src, dst = group[step.inputs[0]], group[step.outputs[0]]
+            if src != dst and _group_done(group, last_read, src, i):
+                overlaps[(src, dst)] = _align(overlap_distance(step.scalars["win"]))
+
+    members: dict[int, list[int]] = {}
+    for t, root in group.items():
+        members.setdefault(root, []).append(t)
+    buffers = [Buffer(sorted(members[r]), _align(sizes[r]), spans[r][0], spans[r][1], root=r) for r in spans]
     buffers += [Buffer([], _align(step.scratch_bytes), i, i, scratch_of=step.op_index)
                 for i, step in enumerate(steps) if step.scratch_bytes]
+    plans = [_place(buffers, allowed, order) for allowed in ({}, overlaps) for order in _ORDERS]
+    return min(plans, key=lambda p: p.arena_size)
+
+
+def _fits(buf: Buffer, offset: int, other: Buffer, overlaps: dict[tuple[int, int], int]) -> bool:
+    """``buf`` at ``offset`` is compatible with placed ``other``: disjoint, or an allowed overlap."""
+    if offset + buf.size <= other.offset or other.offset + other.size <= offset:
+        return True
+    below = overlaps.get((other.root, buf.root))             # buf is the output of a windowed op reading other
+    if below is not None and offset <= other.offset - below:
+        return True
+    above = overlaps.get((buf.root, other.root))             # buf is the input of a windowed op writing other
+    return above is not None and other.offset <= offset - above
+
+
+_ORDERS = (                                     # placement orders tried; the smallest arena wins
+    lambda b: (-b.size, b.first),                # largest first, earlier first
+    lambda b: (-b.size, -b.first),               # largest first, later first (an output lands below its input)
+)
+
+
+def _place(buffers: list[Buffer], overlaps: dict[tuple[int, int], int], order) -> MemoryPlan:
+    """Greedy first fit in ``order``, honouring the allowed overlaps."""
     placed: list[Buffer] = []
-    for buf in sorted(buffers, key=lambda b: (-b.size, b.first)):
-        live = sorted((p for p in placed if p.first <= buf.last and buf.first <= p.last), key=lambda p: p.offset)
-        offset = 0
-        for other in live:
-            if offset + buf.size <= other.offset:
-                break
-            offset = max(offset, other.offset + other.size)
-        buf.offset = offset
+    for template in sorted(buffers, key=order):
+        buf = Buffer(template.tensors, template.size, template.first, template.last, root=template.root,
+                     scratch_of=template.scratch_of)
+        live = [p for p in placed if p.first <= buf.last and buf.first <= p.last]
+        candidates = {0} | {p.offset + p.size for p in live}
+        for p in live:
+            if (p.root, buf.root) in overlaps:
+                candidates.add(max(0, p.offset - overlaps[(p.root, buf.root)]))
+            if (buf.root, p.root) in overlaps:
+                candidates.add(p.offset + overlaps[(buf.root, p.root)])
+        buf.offset = min(c for c in candidates if all(_fits(buf, c, p, overlaps) for p in live))
         placed.append(buf)
-        for t in buf.tensors:
-            offsets[t] = offset
+    offsets = {t: b.offset for b in placed for t in b.tensors}
     arena = max((b.offset + b.size for b in placed), default=0)
-    scratch = {b.scratch_of: b.offset for b in placed if b.scratch_of is not None}
-    return MemoryPlan(offsets, sorted(placed, key=lambda b: b.first), arena, scratch)
+    scratch_at = {b.scratch_of: b.offset for b in placed if b.scratch_of is not None}
+    return MemoryPlan(offsets, sorted(placed, key=lambda b: b.first), arena, scratch_at)

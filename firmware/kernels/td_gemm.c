@@ -1,82 +1,247 @@
-/* FULLY_CONNECTED and CONV_2D as one matrix-vector kernel.
+/* FULLY_CONNECTED and CONV_2D as one matrix product: each output pixel (or
+ * batch row) is a column x of `depth` int8 values; out[o] = requantize(
+ * bias[o] + sum_k w[o][k] * x[k]).
  *
  * The code generator folds the input offset into the bias and lays the
  * weights out for the inner loop: rows in blocks of four, interleaved by
  * 4-byte chunks ([r0 k0..3][r1 k0..3][r2 k0..3][r3 k0..3][r0 k4..7]...), the
- * last rows % 4 plain, each row padded to a multiple of 4 with zero weights.
- * A convolution gathers each output pixel's window into a scratch buffer
- * (im2col), padding taps filled with the input zero point: they then add
- * w * (zp - zp) = 0 with the folded bias, exactly as the reference skips them. */
+ * last rows % 4 plain, every row padded to a multiple of 4 with zero weights.
+ *
+ * Columns are unpacked once to 16-bit pairs in the order SXTB16 unpacks the
+ * weights ((k0, k2), (k1, k3), ...), two columns interleaved chunk by chunk,
+ * so the inner loop unpacks only weights and each weight serves two pixels.
+ *
+ * A convolution gathers each pixel's window (im2col), padding taps filled
+ * with the input zero point: they then add w * (zp - zp) = 0 with the folded
+ * bias, exactly as the reference skips them. */
 #include "td_kernels.h"
 #include "td_fixedpoint.h"
 #include "td_simd.h"
 
-/* Requantize, add the output offset, clamp. `fast` is a compile-time
- * constant in each copy of gemm_rows below. */
-static inline int8_t requantize(const td_gemm_params *g, int32_t acc, const int32_t *mult, const int32_t *shift,
-                                int fast)
+/* What the requantization of every output needs, copied out of the params
+ * so that storing int8 outputs (which may alias anything) forces no reloads. */
+typedef struct {
+    const int32_t *multiplier, *shift;
+    int32_t step;                 /* 1 per-channel, 0 per-tensor */
+    int32_t offset, lo, hi;
+} output_stage;
+
+static inline output_stage output_stage_of(const td_gemm_params *g)
 {
-    const int32_t v = fast ? td_requantize_short(acc, *mult, *shift) : td_requantize(acc, *mult, *shift);
-    return (int8_t)td_clamp(v + g->output_offset, g->act_min, g->act_max);
+    const output_stage o = {g->multiplier, g->shift, g->per_channel ? 1 : 0, g->output_offset, g->act_min, g->act_max};
+    return o;
 }
 
-static inline void gemm_rows(const td_gemm_params *g, const int8_t *x, int8_t *out, int fast)
+/* Requantize, add the output offset, clamp. `fast` is a compile-time constant
+ * in each copy of the loops below. */
+static inline int8_t requantize(const output_stage *o, int32_t acc, int32_t row, int fast)
 {
+    const int32_t ch = row * o->step;
+    const int32_t v = fast ? td_requantize_short(acc, o->multiplier[ch], o->shift[ch])
+                           : td_requantize(acc, o->multiplier[ch], o->shift[ch]);
+    return (int8_t)td_clamp(v + o->offset, o->lo, o->hi);
+}
+
+/* Unpack `depth` int8 values (a multiple of 4) of one or two columns into
+ * `packed`: per 4-value chunk, (k0, k2) (k1, k3) of a, then of b. */
+static void pack_columns(const int8_t *a, const int8_t *b, int32_t depth, uint32_t *packed)
+{
+    for (int32_t k = 0; k < depth; k += 4) {
+        const uint32_t va = td_load4(a + k);
+        *packed++ = td_sxtb16(va);
+        *packed++ = td_sxtb16_odd(va);
+        if (b) {
+            const uint32_t vb = td_load4(b + k);
+            *packed++ = td_sxtb16(vb);
+            *packed++ = td_sxtb16_odd(vb);
+        }
+    }
+}
+
+/* acc += one 4-value chunk of x (packed as xe, xo) times one row's chunk at w. */
+static inline int32_t chunk_dot(uint32_t xe, uint32_t xo, const int8_t *w, int32_t acc)
+{
+    const uint32_t wv = td_load4(w);
+    return td_smlad(xo, td_sxtb16_odd(wv), td_smlad(xe, td_sxtb16(wv), acc));
+}
+
+/* Four rows' accumulators (kept in registers; -O2 does not unroll loops over an array). */
+typedef struct {
+    int32_t a0, a1, a2, a3;
+} acc4;
+
+static inline void chunk_x4(uint32_t xe, uint32_t xo, const int8_t *w, acc4 *acc)
+{
+    acc->a0 = chunk_dot(xe, xo, w, acc->a0);
+    acc->a1 = chunk_dot(xe, xo, w + 4, acc->a1);
+    acc->a2 = chunk_dot(xe, xo, w + 8, acc->a2);
+    acc->a3 = chunk_dot(xe, xo, w + 12, acc->a3);
+}
+
+static inline void store4(const output_stage *o, const acc4 *acc, int32_t row, int8_t *out, int fast)
+{
+    out[row] = requantize(o, acc->a0, row, fast);
+    out[row + 1] = requantize(o, acc->a1, row + 1, fast);
+    out[row + 2] = requantize(o, acc->a2, row + 2, fast);
+    out[row + 3] = requantize(o, acc->a3, row + 3, fast);
+}
+
+/* Two packed columns against all rows. */
+static inline void gemm_two(const td_gemm_params *g, const uint32_t *x, int8_t *out_a, int8_t *out_b, int fast)
+{
+    const int32_t chunks = g->depth >> 2;
+    const output_stage o = output_stage_of(g);
     const int8_t *w = g->weights;
-    const int8_t *x_end = x + g->depth;
-    const int32_t *bias = g->bias, *mult = g->multiplier, *shift = g->shift;
-    const int32_t step = g->per_channel ? 1 : 0;
     int32_t row = 0;
-    for (; row + 4 <= g->rows; row += 4, bias += 4) {
-        int32_t a0 = bias[0], a1 = bias[1], a2 = bias[2], a3 = bias[3];
-        for (const int8_t *xp = x; xp < x_end; xp += 4, w += 16) {
-            const uint32_t xv = td_load4(xp);
-            const uint32_t xe = td_sxtb16(xv), xo = td_sxtb16_odd(xv);
-            const uint32_t w0 = td_load4(w), w1 = td_load4(w + 4), w2 = td_load4(w + 8), w3 = td_load4(w + 12);
-            a0 = td_smlad(xo, td_sxtb16_odd(w0), td_smlad(xe, td_sxtb16(w0), a0));
-            a1 = td_smlad(xo, td_sxtb16_odd(w1), td_smlad(xe, td_sxtb16(w1), a1));
-            a2 = td_smlad(xo, td_sxtb16_odd(w2), td_smlad(xe, td_sxtb16(w2), a2));
-            a3 = td_smlad(xo, td_sxtb16_odd(w3), td_smlad(xe, td_sxtb16(w3), a3));
+    for (; row + 4 <= g->rows; row += 4, w += 16 * chunks) {
+        for (int32_t half = 0; half < 2; ++half) {          /* rows 0-1, then 2-3 of the block */
+            const int32_t r = row + 2 * half;
+            int32_t a0 = g->bias[r], a1 = g->bias[r + 1], b0 = a0, b1 = a1;
+            const int8_t *wp = w + 8 * half;
+            const uint32_t *xp = x;
+            for (int32_t n = chunks; n > 0; --n, wp += 16, xp += 4) {
+                const uint32_t w0 = td_load4(wp), w1 = td_load4(wp + 4);
+                uint32_t u = td_sxtb16(w0);
+                a0 = td_smlad(xp[0], u, a0);
+                b0 = td_smlad(xp[2], u, b0);
+                u = td_sxtb16_odd(w0);
+                a0 = td_smlad(xp[1], u, a0);
+                b0 = td_smlad(xp[3], u, b0);
+                u = td_sxtb16(w1);
+                a1 = td_smlad(xp[0], u, a1);
+                b1 = td_smlad(xp[2], u, b1);
+                u = td_sxtb16_odd(w1);
+                a1 = td_smlad(xp[1], u, a1);
+                b1 = td_smlad(xp[3], u, b1);
+            }
+            out_a[r] = requantize(&o, a0, r, fast);
+            out_a[r + 1] = requantize(&o, a1, r + 1, fast);
+            out_b[r] = requantize(&o, b0, r, fast);
+            out_b[r + 1] = requantize(&o, b1, r + 1, fast);
         }
-        *out++ = requantize(g, a0, mult, shift, fast);
-        mult += step, shift += step;
-        *out++ = requantize(g, a1, mult, shift, fast);
-        mult += step, shift += step;
-        *out++ = requantize(g, a2, mult, shift, fast);
-        mult += step, shift += step;
-        *out++ = requantize(g, a3, mult, shift, fast);
-        mult += step, shift += step;
     }
-    for (; row < g->rows; ++row, ++bias, mult += step, shift += step) {
-        int32_t acc = *bias;
-        for (const int8_t *xp = x; xp < x_end; xp += 4, w += 4) {
-            const uint32_t xv = td_load4(xp), wv = td_load4(w);
-            acc = td_smlad(td_sxtb16_odd(xv), td_sxtb16_odd(wv), td_smlad(td_sxtb16(xv), td_sxtb16(wv), acc));
+    for (; row < g->rows; ++row, w += 4 * chunks) {
+        int32_t a = g->bias[row], b = a;
+        const uint32_t *xp = x;
+        for (int32_t n = 0; n < chunks; ++n, xp += 4) {
+            const uint32_t wv = td_load4(w + 4 * n);
+            const uint32_t ue = td_sxtb16(wv), uo = td_sxtb16_odd(wv);
+            a = td_smlad(xp[1], uo, td_smlad(xp[0], ue, a));
+            b = td_smlad(xp[3], uo, td_smlad(xp[2], ue, b));
         }
-        *out++ = requantize(g, acc, mult, shift, fast);
+        out_a[row] = requantize(&o, a, row, fast);
+        out_b[row] = requantize(&o, b, row, fast);
     }
 }
 
-void td_gemm_s8(const td_gemm_params *g, const int8_t *x, int8_t *out)
+/* One packed column against all rows, four rows at a time. */
+static inline void gemm_one(const td_gemm_params *g, const uint32_t *x, int8_t *out, int fast)
 {
-    if (g->fast) {
-        gemm_rows(g, x, out, 1);
-    } else {
-        gemm_rows(g, x, out, 0);
+    const int32_t chunks = g->depth >> 2;
+    const output_stage o = output_stage_of(g);
+    const int8_t *w = g->weights;
+    int32_t row = 0;
+    for (; row + 4 <= g->rows; row += 4) {
+        acc4 acc = {g->bias[row], g->bias[row + 1], g->bias[row + 2], g->bias[row + 3]};
+        const uint32_t *xp = x;
+        for (int32_t n = chunks; n > 0; --n, w += 16, xp += 2) {
+            chunk_x4(xp[0], xp[1], w, &acc);
+        }
+        store4(&o, &acc, row, out, fast);
+    }
+    for (; row < g->rows; ++row) {
+        int32_t acc = g->bias[row];
+        const uint32_t *xp = x;
+        for (int32_t n = chunks; n > 0; --n, w += 4, xp += 2) {
+            acc = chunk_dot(xp[0], xp[1], w, acc);
+        }
+        out[row] = requantize(&o, acc, row, fast);
     }
 }
+
+/* The last 1-3 values of a column, zero-extended to a chunk. */
+static inline uint32_t load_tail(const int8_t *x, int32_t n)
+{
+    uint32_t v = 0;
+    for (int32_t i = 0; i < n; ++i) {
+        v |= (uint32_t)(uint8_t)x[i] << (8 * i);
+    }
+    return v;
+}
+
+/* One int8 column of `length` values read in place (no scratch), four rows at a time. */
+static inline void gemm_bytes(const td_gemm_params *g, const int8_t *x, int32_t length, int8_t *out, int fast)
+{
+    const int32_t full = length >> 2, tail = length & 3;
+    const output_stage o = output_stage_of(g);
+    const int8_t *w = g->weights;
+    int32_t row = 0;
+    for (; row + 4 <= g->rows; row += 4) {
+        acc4 acc = {g->bias[row], g->bias[row + 1], g->bias[row + 2], g->bias[row + 3]};
+        const int8_t *xp = x;
+        for (int32_t n = full; n > 0; --n, w += 16, xp += 4) {
+            const uint32_t xv = td_load4(xp);
+            chunk_x4(td_sxtb16(xv), td_sxtb16_odd(xv), w, &acc);
+        }
+        if (tail) {
+            const uint32_t xv = load_tail(xp, tail);
+            chunk_x4(td_sxtb16(xv), td_sxtb16_odd(xv), w, &acc);
+            w += 16;
+        }
+        store4(&o, &acc, row, out, fast);
+    }
+    for (; row < g->rows; ++row) {
+        int32_t acc = g->bias[row];
+        const int8_t *xp = x;
+        for (int32_t n = 0; n < full + (tail != 0); ++n, w += 4, xp += 4) {
+            const uint32_t xv = n < full ? td_load4(xp) : load_tail(xp, tail);
+            acc = chunk_dot(td_sxtb16(xv), td_sxtb16_odd(xv), w, acc);
+        }
+        out[row] = requantize(&o, acc, row, fast);
+    }
+}
+
+/* Columns a (and b, when not NULL) of `depth` int8 values; `packed` holds 4 * depth bytes. */
+static void gemm_columns(const td_gemm_params *g, const int8_t *a, const int8_t *b, int8_t *out_a, int8_t *out_b,
+                         uint32_t *packed)
+{
+    pack_columns(a, b, g->depth, packed);
+    if (b && g->fast) {
+        gemm_two(g, packed, out_a, out_b, 1);
+    } else if (b) {
+        gemm_two(g, packed, out_a, out_b, 0);
+    } else if (g->fast) {
+        gemm_one(g, packed, out_a, 1);
+    } else {
+        gemm_one(g, packed, out_a, 0);
+    }
+}
+
+/* Scratch layout shared by both ops: [packed: 4 * depth][column a: depth][column b: depth]. */
+static uint32_t *packed_area(int8_t *scratch) { return (uint32_t *)(void *)scratch; }
 
 void td_fully_connected_s8(const td_fully_connected_params *p, const int8_t *in, int8_t *out, int8_t *scratch)
 {
-    for (int32_t b = 0; b < p->batches; ++b, in += p->in_depth, out += p->gemm.rows) {
-        const int8_t *x = in;
-        if (p->in_depth != p->gemm.depth) {              /* pad the row to the weights' multiple of 4 */
-            for (int32_t i = 0; i < p->gemm.depth; ++i) {
-                scratch[i] = i < p->in_depth ? in[i] : 0;
-            }
-            x = scratch;
+    const int32_t depth = p->gemm.depth, rows = p->gemm.rows;
+    if (p->batches == 1) {                                /* one row: read in place, no scratch */
+        if (p->gemm.fast) {
+            gemm_bytes(&p->gemm, in, p->in_depth, out, 1);
+        } else {
+            gemm_bytes(&p->gemm, in, p->in_depth, out, 0);
         }
-        td_gemm_s8(&p->gemm, x, out);
+        return;
+    }
+    int8_t *col[2] = {scratch + 4 * depth, scratch + 5 * depth};
+    for (int32_t b = 0; b < p->batches; b += 2) {
+        const int two = b + 1 < p->batches;
+        const int8_t *x[2] = {in + b * p->in_depth, in + (b + 1) * p->in_depth};
+        for (int32_t i = 0; i < 1 + two && p->in_depth != depth; ++i) {   /* pad to the weights' multiple of 4 */
+            for (int32_t k = 0; k < depth; ++k) {
+                col[i][k] = k < p->in_depth ? x[i][k] : 0;
+            }
+            x[i] = col[i];
+        }
+        gemm_columns(&p->gemm, x[0], two ? x[1] : 0, out + b * rows, out + (b + 1) * rows, packed_area(scratch));
     }
 }
 
@@ -126,24 +291,30 @@ static void gather_window(const td_window *w, const int8_t *image, int32_t oy, i
 void td_conv_gemm_s8(const td_conv_gemm_params *p, const int8_t *in, int8_t *out, int8_t *scratch)
 {
     const td_window *w = &p->win;
-    const int32_t window = w->filter_h * w->filter_w * w->in_c;
-    const int direct = w->filter_h == 1 && w->filter_w == 1 && window == p->gemm.depth;
-    for (int32_t i = window; i < p->gemm.depth; ++i) {
-        scratch[i] = 0;                                  /* zero weights pad the window to a multiple of 4 */
+    const int32_t depth = p->gemm.depth, window = w->filter_h * w->filter_w * w->in_c;
+    const int direct = w->filter_h == 1 && w->filter_w == 1 && window == depth;   /* 1x1: read pixels in place */
+    const int32_t pixels = w->out_h * w->out_w;
+    int8_t *col[2] = {scratch + 4 * depth, scratch + 5 * depth};
+    if (!direct) {
+        fill_bytes(col[0] + window, 0, depth - window);    /* zero weights pad the window to a multiple of 4 */
+        fill_bytes(col[1] + window, 0, depth - window);
     }
     for (int32_t b = 0; b < w->batches; ++b) {
         const int8_t *image = in + b * w->in_h * w->in_w * w->in_c;
-        for (int32_t oy = 0; oy < w->out_h; ++oy) {
-            for (int32_t ox = 0; ox < w->out_w; ++ox, out += w->out_c) {
-                const int8_t *x;
-                if (direct && w->pad_h == 0 && w->pad_w == 0) {    /* 1x1: the pixel itself */
-                    x = image + ((oy * w->stride_h) * w->in_w + ox * w->stride_w) * w->in_c;
+        for (int32_t i = 0; i < pixels; i += 2) {
+            const int two = i + 1 < pixels;
+            const int8_t *x[2];
+            for (int32_t j = 0; j < 1 + two; ++j) {
+                const int32_t oy = (i + j) / w->out_w, ox = (i + j) % w->out_w;
+                if (direct) {
+                    x[j] = image + (oy * w->stride_h * w->in_w + ox * w->stride_w) * w->in_c;
                 } else {
-                    gather_window(w, image, oy, ox, (int8_t)p->pad_value, scratch);
-                    x = scratch;
+                    gather_window(w, image, oy, ox, (int8_t)p->pad_value, col[j]);
+                    x[j] = col[j];
                 }
-                td_gemm_s8(&p->gemm, x, out);
             }
+            gemm_columns(&p->gemm, x[0], two ? x[1] : 0, out, out + w->out_c, packed_area(scratch));
+            out += (1 + two) * w->out_c;
         }
     }
 }

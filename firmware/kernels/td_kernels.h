@@ -29,10 +29,8 @@ typedef struct {
     const int32_t *shift;
 } td_gemm_params;
 
-void td_gemm_s8(const td_gemm_params *g, const int8_t *x, int8_t *out);
-
-/* FULLY_CONNECTED: `batches` rows of `in_depth` int8 values. `scratch` holds
- * one padded row when in_depth is not a multiple of 4. */
+/* FULLY_CONNECTED: `batches` rows of `in_depth` int8 values. `scratch`:
+ * 6 * gemm.depth bytes, 4-byte aligned (two rows unpacked and padded). */
 typedef struct {
     int32_t batches;
     int32_t in_depth;
@@ -89,9 +87,10 @@ void td_depthwise_conv_s8(const td_conv_params *p, const int8_t *in, int8_t *out
 /* DEPTHWISE_CONV_2D with depth multiplier 1, four channels per step. */
 void td_depthwise_conv_packed_s8(const td_conv_params *p, const int8_t *in, int8_t *out);
 
-/* CONV_2D without groups as one td_gemm_s8 per output pixel: the pixel's
- * window is gathered into `scratch` (gemm.depth bytes), padding taps set to
- * the input zero point `pad_value` (1x1 windows are read in place). */
+/* CONV_2D without groups as a matrix product over pairs of output pixels:
+ * each pixel's window is gathered into `scratch` (6 * gemm.depth bytes,
+ * 4-byte aligned), padding taps set to the input zero point `pad_value`
+ * (1x1 windows are read in place). */
 typedef struct {
     td_window win;
     int32_t pad_value;
