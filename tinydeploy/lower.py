@@ -128,6 +128,11 @@ def gemm_weight_layout(w: np.ndarray) -> np.ndarray:
     return np.concatenate([head.reshape(-1), padded[blocked:].reshape(-1)])
 
 
+def _requant_pairs(mults: list[int], shifts: list[int]) -> np.ndarray:
+    """Per-channel [multiplier, shift] pairs, interleaved so a kernel loads both at once."""
+    return np.stack([np.asarray(mults, np.int64), np.asarray(shifts, np.int64)], axis=1).reshape(-1).astype(np.int32)
+
+
 def _short_requantization(bias: np.ndarray, max_products: np.ndarray, shifts: list[int]) -> bool:
     """True when td_requantize_short is exact for every accumulator: all shifts negative and
     |bias| plus the largest possible sum of products below 2^30."""
@@ -143,9 +148,9 @@ def _gemm(x: Tensor, w: Tensor, y: Tensor, w2d: np.ndarray, bias: np.ndarray, ac
     fast = _short_requantization(folded, 128 * np.abs(wide).sum(axis=1), shifts)
     params = dict(depth=-(-w2d.shape[1] // 4) * 4, rows=rows, output_offset=_zp(y), act_min=act[0], act_max=act[1],
                   per_channel=int(len(mults) > 1), fast=int(fast), weights=ArrayRef("weights"),
-                  bias=ArrayRef("bias"), multiplier=ArrayRef("multiplier"), shift=ArrayRef("shift"))
+                  bias=ArrayRef("bias"), requant=ArrayRef("requant"))
     arrays = dict(weights=("int8_t", gemm_weight_layout(w2d)), bias=("int32_t", _as_int32(folded)),
-                  multiplier=("int32_t", np.asarray(mults, np.int32)), shift=("int32_t", np.asarray(shifts, np.int32)))
+                  requant=("int32_t", _requant_pairs(mults, shifts)))
     return params, arrays
 
 
@@ -242,9 +247,7 @@ def _conv(graph: Graph, op: Operator) -> Step:
                 scalars=dict(win=win, input_offset=-_zp(x), output_offset=_zp(y), act_min=act_min,
                              act_max=act_max, group_in_c=group_in_c, fast=int(fast)),
                 arrays=dict(weights=("int8_t", w.data.reshape(-1).astype(np.int8)),
-                            bias=("int32_t", _as_int32(bias)),
-                            multiplier=("int32_t", np.asarray(mults, np.int32)),
-                            shift=("int32_t", np.asarray(shifts, np.int32))),
+                            bias=("int32_t", _as_int32(bias)), requant=("int32_t", _requant_pairs(mults, shifts))),
                 macs=op_macs(graph, op))
 
 

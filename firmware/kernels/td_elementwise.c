@@ -2,33 +2,50 @@
  * QUANTIZE and DEQUANTIZE, as TFLite Micro's reference kernels compute them. */
 #include "td_kernels.h"
 #include "td_fixedpoint.h"
+#include "td_simd.h"
 
-static int32_t add_one(const td_binary_params *p, int32_t a, int32_t b)
+/* The per-element arithmetic of ADD or MUL with every constant in registers.
+ * ADD's shifted inputs stay below 2^28 and MUL's products below 2^16, so the
+ * short rescale is exact whenever the shifts are <= 0 (ADD: always, the code
+ * generator refuses the rest). */
+typedef struct {
+    int32_t offset1, offset2, output_offset, lo, hi, left_shift;
+    td_short_rescale in1, in2, out;
+} binary_stage;
+
+static inline int8_t binary_one(const binary_stage *b, int32_t x, int32_t y, int add)
 {
-    const int32_t x = (int32_t)((uint32_t)(a + p->input1_offset) << p->left_shift);
-    const int32_t y = (int32_t)((uint32_t)(b + p->input2_offset) << p->left_shift);
-    const int32_t sum = td_requantize(x, p->input1_multiplier, p->input1_shift)
-                      + td_requantize(y, p->input2_multiplier, p->input2_shift);
-    return td_requantize(sum, p->output_multiplier, p->output_shift) + p->output_offset;
+    int32_t v;
+    if (add) {
+        const int32_t sx = td_rescale_short((x + b->offset1) << b->left_shift, &b->in1);
+        const int32_t sy = td_rescale_short((y + b->offset2) << b->left_shift, &b->in2);
+        v = td_rescale_short(sx + sy, &b->out);
+    } else {
+        v = td_rescale_short((x + b->offset1) * (y + b->offset2), &b->out);
+    }
+    return (int8_t)td_clamp(v + b->output_offset, b->lo, b->hi);
 }
 
-static int32_t mul_one(const td_binary_params *p, int32_t a, int32_t b)
+static inline void binary(const td_binary_params *p, const int8_t *in1, const int8_t *in2, int8_t *out, int add)
 {
-    const int32_t product = (a + p->input1_offset) * (b + p->input2_offset);
-    return td_requantize(product, p->output_multiplier, p->output_shift) + p->output_offset;
-}
-
-static void binary(const td_binary_params *p, const int8_t *in1, const int8_t *in2, int8_t *out,
-                   int32_t (*op)(const td_binary_params *, int32_t, int32_t))
-{
+    const binary_stage b = {p->input1_offset, p->input2_offset, p->output_offset, p->act_min, p->act_max,
+                            p->left_shift, td_short_rescale_of(p->input1_multiplier, p->input1_shift),
+                            td_short_rescale_of(p->input2_multiplier, p->input2_shift),
+                            td_short_rescale_of(p->output_multiplier, p->output_shift)};
     const int32_t *n = p->shape, *s1 = p->stride1, *s2 = p->stride2;
     for (int32_t i0 = 0; i0 < n[0]; ++i0) {
         for (int32_t i1 = 0; i1 < n[1]; ++i1) {
             for (int32_t i2 = 0; i2 < n[2]; ++i2) {
-                const int8_t *a = in1 + i0 * s1[0] + i1 * s1[1] + i2 * s1[2];
-                const int8_t *b = in2 + i0 * s2[0] + i1 * s2[1] + i2 * s2[2];
-                for (int32_t i3 = 0; i3 < n[3]; ++i3) {
-                    *out++ = (int8_t)td_clamp(op(p, a[i3 * s1[3]], b[i3 * s2[3]]), p->act_min, p->act_max);
+                const int8_t *x = in1 + i0 * s1[0] + i1 * s1[1] + i2 * s1[2];
+                const int8_t *y = in2 + i0 * s2[0] + i1 * s2[1] + i2 * s2[2];
+                if (s1[3] == 1 && s2[3] == 1) {              /* the common case: both contiguous */
+                    for (int32_t i3 = n[3]; i3 > 0; --i3) {
+                        *out++ = binary_one(&b, *x++, *y++, add);
+                    }
+                } else {
+                    for (int32_t i3 = 0; i3 < n[3]; ++i3) {
+                        *out++ = binary_one(&b, x[i3 * s1[3]], y[i3 * s2[3]], add);
+                    }
                 }
             }
         }
@@ -37,12 +54,35 @@ static void binary(const td_binary_params *p, const int8_t *in1, const int8_t *i
 
 void td_add_s8(const td_binary_params *p, const int8_t *in1, const int8_t *in2, int8_t *out)
 {
-    binary(p, in1, in2, out, add_one);
+    binary(p, in1, in2, out, 1);
+}
+
+/* MUL with a rescale above 1 (shift > 0) takes the general path. */
+static int32_t mul_general(const td_binary_params *p, int32_t x, int32_t y)
+{
+    const int32_t v = td_requantize((x + p->input1_offset) * (y + p->input2_offset), p->output_multiplier,
+                                    p->output_shift);
+    return td_clamp(v + p->output_offset, p->act_min, p->act_max);
 }
 
 void td_mul_s8(const td_binary_params *p, const int8_t *in1, const int8_t *in2, int8_t *out)
 {
-    binary(p, in1, in2, out, mul_one);
+    if (p->output_shift <= 0) {
+        binary(p, in1, in2, out, 0);
+        return;
+    }
+    const int32_t *n = p->shape, *s1 = p->stride1, *s2 = p->stride2;
+    for (int32_t i0 = 0; i0 < n[0]; ++i0) {
+        for (int32_t i1 = 0; i1 < n[1]; ++i1) {
+            for (int32_t i2 = 0; i2 < n[2]; ++i2) {
+                for (int32_t i3 = 0; i3 < n[3]; ++i3) {
+                    const int32_t a = i0 * s1[0] + i1 * s1[1] + i2 * s1[2] + i3 * s1[3];
+                    const int32_t b = i0 * s2[0] + i1 * s2[1] + i2 * s2[2] + i3 * s2[3];
+                    *out++ = (int8_t)mul_general(p, in1[a], in2[b]);
+                }
+            }
+        }
+    }
 }
 
 /* Inputs beyond +-radius saturate; the rest go through Q4 fixed point. */

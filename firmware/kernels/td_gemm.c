@@ -21,14 +21,14 @@
 /* What the requantization of every output needs, copied out of the params
  * so that storing int8 outputs (which may alias anything) forces no reloads. */
 typedef struct {
-    const int32_t *multiplier, *shift;
-    int32_t step;                 /* 1 per-channel, 0 per-tensor */
+    const int32_t *requant;
+    int32_t step;                 /* 2 per-channel, 0 per-tensor */
     int32_t offset, lo, hi;
 } output_stage;
 
 static inline output_stage output_stage_of(const td_gemm_params *g)
 {
-    const output_stage o = {g->multiplier, g->shift, g->per_channel ? 1 : 0, g->output_offset, g->act_min, g->act_max};
+    const output_stage o = {g->requant, g->per_channel ? 2 : 0, g->output_offset, g->act_min, g->act_max};
     return o;
 }
 
@@ -36,9 +36,8 @@ static inline output_stage output_stage_of(const td_gemm_params *g)
  * in each copy of the loops below. */
 static inline int8_t requantize(const output_stage *o, int32_t acc, int32_t row, int fast)
 {
-    const int32_t ch = row * o->step;
-    const int32_t v = fast ? td_requantize_short(acc, o->multiplier[ch], o->shift[ch])
-                           : td_requantize(acc, o->multiplier[ch], o->shift[ch]);
+    const int32_t *rq = o->requant + row * o->step;
+    const int32_t v = fast ? td_requantize_short(acc, rq[0], rq[1]) : td_requantize(acc, rq[0], rq[1]);
     return (int8_t)td_clamp(v + o->offset, o->lo, o->hi);
 }
 

@@ -21,12 +21,11 @@ typedef struct {
     int32_t output_offset;
     int32_t act_min;
     int32_t act_max;
-    int32_t per_channel;          /* 1: multiplier/shift have `rows` entries */
+    int32_t per_channel;          /* 1: `requant` has `rows` pairs, else one */
     int32_t fast;                 /* 1: all shifts < 0 and |acc| < 2^30 (short exact rounding) */
     const int8_t *weights;
     const int32_t *bias;
-    const int32_t *multiplier;
-    const int32_t *shift;
+    const int32_t *requant;       /* [multiplier, shift] pairs */
 } td_gemm_params;
 
 /* FULLY_CONNECTED: `batches` rows of `in_depth` int8 values. `scratch`:
@@ -78,8 +77,7 @@ typedef struct {
     int32_t fast;                 /* 1: all shifts < 0 and |acc| < 2^30 (short exact rounding) */
     const int8_t *weights;        /* conv [out_c][fh][fw][group_in_c]; depthwise [fh][fw][out_c] */
     const int32_t *bias;          /* [out_c] */
-    const int32_t *multiplier;    /* [out_c] */
-    const int32_t *shift;         /* [out_c] */
+    const int32_t *requant;       /* [out_c][multiplier, shift] */
 } td_conv_params;
 
 void td_conv_s8(const td_conv_params *p, const int8_t *in, int8_t *out);

@@ -102,4 +102,25 @@ static inline int32_t td_requantize_short(int32_t x, int32_t multiplier, int32_t
 static inline uint32_t td_dup16(int32_t v) { return ((uint32_t)v & 0xFFFFu) * 0x10001u; }
 static inline int32_t td_lane_of(uint32_t dup) { return (int16_t)(dup & 0xFFFFu); }
 
+/* A rescale by multiplier * 2^shift (shift <= 0) prepared for td_rescale_short:
+ * exact for |x| < 2^30, like td_requantize_short but also for shift == 0. */
+typedef struct {
+    int32_t multiplier;
+    int32_t right;
+    int32_t round;
+    uint32_t negative_fix;        /* 1 when right > 0: halves round away from zero */
+} td_short_rescale;
+
+static inline td_short_rescale td_short_rescale_of(int32_t multiplier, int32_t shift)
+{
+    const td_short_rescale r = {multiplier, -shift, (1 << -shift) >> 1, shift < 0 ? 1u : 0u};
+    return r;
+}
+
+static inline int32_t td_rescale_short(int32_t x, const td_short_rescale *r)
+{
+    const int32_t hi = td_smmulr(x * 2, r->multiplier);
+    return (hi + r->round - (int32_t)(((uint32_t)hi >> 31) & r->negative_fix)) >> r->right;
+}
+
 #endif /* TD_SIMD_H */
