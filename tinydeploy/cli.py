@@ -116,6 +116,35 @@ def run(model: Path = typer.Argument(..., help="int8 .tflite model"),
 
 
 @command
+def bench(models: list[Path] = typer.Argument(..., help="int8 .tflite models"),
+          board: list[str] = typer.Option([DEFAULT_BOARD], "--board", help="emulated board(s); repeat the option"),
+          per_layer: bool = typer.Option(False, "--per-layer", help="also time every operator (a second build)"),
+          json_out: Optional[Path] = typer.Option(None, "--json", help="write the figures as JSON"),
+          baseline: Optional[Path] = typer.Option(None, "--baseline",
+                                                  help="earlier --json output: exit 1 if anything got >2% worse")):
+    """Instructions per inference, memory and flash per model and board, next to TFLite Micro's figures."""
+    from . import bench as bench_mod
+    from .paths import atomic_write
+    from .report import bench_tables
+    bench_mod.check_models(models)
+    old = bench_mod.load_baseline(baseline) if baseline else None
+    pairs = [(m, b) for m in models for b in board]
+    results = [bench_mod.bench_one(m, b, per_layer) for m, b in pairs]
+    data = bench_mod.as_json(results, [m for m, _ in pairs])
+    for table in bench_tables(data):
+        console.print(table)
+    if json_out:
+        atomic_write(json_out, json.dumps(data, indent=2) + "\n")
+    if old is not None:
+        worse = bench_mod.regressions(data, old)
+        for line in worse:
+            err.print(f"regression: {line}")
+        if worse:
+            raise TinyDeployError(f"{len(worse)} figures got more than 2% worse than {baseline}", exit_code=1)
+        console.print(f"no regression against {baseline} (tolerance 2%)")
+
+
+@command
 def inspect(model: Path = typer.Argument(..., help=".tflite model")):
     """Ops, tensors and quantization, MACs and weight bytes per layer, planned arena."""
     from .inspect_model import inspect as inspect_model

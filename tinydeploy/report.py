@@ -78,3 +78,40 @@ def run_table(fw: Firmware, result: RunResult) -> Table:
     if s["accuracy"] is not None:
         t.add_row("accuracy on the vectors' labels", f"{100 * s['accuracy']:.1f}%")
     return t
+
+
+def bench_tables(data: dict) -> list[Table]:
+    """The figures of `tinydeploy bench`: one summary, TFLM ratios where published, layers if profiled."""
+    results = data["results"]
+    main = Table(title="tinydeploy bench (instruction counts under QEMU -icount, not cycles)")
+    for col in ("model", "board", "instructions", "instr/MAC", "est. ms", "arena", "code", "weights"):
+        main.add_column(col, justify="left" if col in ("model", "board") else "right")
+    for r in results:
+        per_mac = f"{r['instructions_per_mac']:.2f}" if r["instructions_per_mac"] else "-"
+        main.add_row(r["model"], r["board"], f"{r['instructions']:,}", per_mac, f"{r['estimated_ms']:.2f}",
+                     f"{r['arena_bytes']:,}", f"{r['code_bytes']:,}", f"{r['weight_bytes']:,}")
+    tables = [main]
+    published = [r for r in results if "tflm" in r]
+    if published:
+        ratio = Table(title="against TFLite Micro on the same core (ours / theirs; below 1 is better)")
+        for col in ("model", "TFLM ref instr.", "CMSIS-NN instr.", "instr. vs CMSIS-NN", "arena vs TFLM",
+                    "code vs CMSIS-NN build"):
+            ratio.add_column(col, justify="left" if col == "model" else "right")
+        for r in published:
+            t = r["tflm"]
+            ratio.add_row(r["model"], f"{t['ref_instructions']:,}", f"{t['cmsis_instructions']:,}",
+                          f"{r['instructions'] / t['cmsis_instructions']:.3f}", f"{r['arena_bytes'] / t['arena_bytes']:.3f}",
+                          f"{r['code_bytes'] / t['cmsis_code_bytes']:.3f}")
+        tables.append(ratio)
+    for r in results:
+        if not r.get("layers"):
+            continue
+        layers = Table(title=f"{r['model']} on {r['board']}, per layer")
+        for col in ("#", "op", "kernel", "output shape", "MACs", "instructions", "instr/MAC", "share"):
+            layers.add_column(col, justify="left" if col in ("op", "kernel", "output shape") else "right")
+        for layer in r["layers"]:
+            per_mac = f"{layer['instructions'] / layer['macs']:.2f}" if layer["macs"] else "-"
+            layers.add_row(str(layer["index"]), layer["op"], layer["kernel"], str(layer["output_shape"]),
+                           f"{layer['macs']:,}", f"{layer['instructions']:,}", per_mac, f"{100 * layer['share']:.1f}%")
+        tables.append(layers)
+    return tables
