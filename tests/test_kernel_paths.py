@@ -1,0 +1,117 @@
+"""Every specialised kernel path, forced by a randomized case built to need it,
+checked bit-exactly against the reference interpreter. The host build runs
+the same C as the firmware (td_simd.h emulates the DSP instructions), so each
+path is exercised here and, for the shared models, in QEMU on the Cortex-M4."""
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import pytest
+
+from tflite_builder import ModelBuilder, check_against_reference
+
+from test_ops import _weights_and_bias
+
+
+def _conv(rng, shape, filters, window, stride=(1, 1), same=True, depthwise=False, multiplier=1, per_tensor=False):
+    """A single CONV_2D or DEPTHWISE_CONV_2D model with random weights and quantization."""
+    b = ModelBuilder()
+    n, h, w, c = shape
+    in_scale = float(rng.uniform(0.01, 0.1))
+    x = b.tensor(shape, np.int8, in_scale, int(rng.integers(-50, 50)))
+    out_c = c * multiplier if depthwise else filters
+    wshape = (1, *window, out_c) if depthwise else (out_c, *window, c)
+    weights, bias, w_scale = _weights_and_bias(b, rng, wshape, out_c, in_scale, 3 if depthwise else 0)
+    if per_tensor:
+        b.tensors[weights].quantization.scale = [b.tensors[weights].quantization.scale[0]]
+        b.tensors[weights].quantization.zeroPoint = [0]
+    oh = (h + stride[0] - 1) // stride[0] if same else (h - window[0]) // stride[0] + 1
+    ow = (w + stride[1] - 1) // stride[1] if same else (w - window[1]) // stride[1] + 1
+    k = window[0] * window[1] * (1 if depthwise else c)
+    y = b.tensor((n, oh, ow, out_c), np.int8, in_scale * w_scale * np.sqrt(k) * 30, int(rng.integers(-50, 50)))
+    if depthwise:
+        b.depthwise_conv_2d(x, weights, bias, y, multiplier, stride, same=same)
+    else:
+        b.conv_2d(x, weights, bias, y, stride, same=same)
+    return b.finish([x], [y])
+
+
+CASES = {
+    # name: (builder, expected kernel, extra check on the lowered step)
+    "pointwise, pixels read in place, even pixel count": (
+        lambda rng: _conv(rng, (1, 4, 4, 12), 9, (1, 1)), "td_conv_gemm_s8", lambda s: s.scratch_bytes == 4 * 12),
+    "pointwise, odd pixel count (one single column)": (
+        lambda rng: _conv(rng, (1, 3, 3, 8), 6, (1, 1)), "td_conv_gemm_s8", lambda s: True),
+    "3x3 windows gathered with zero-point padding, depth padded to 4": (
+        lambda rng: _conv(rng, (2, 6, 5, 3), 7, (3, 3), stride=(2, 1)), "td_conv_gemm_s8",
+        lambda s: s.scalars["gemm"]["depth"] == 28),
+    "per-tensor weights": (
+        lambda rng: _conv(rng, (1, 5, 5, 4), 5, (3, 3), per_tensor=True), "td_conv_gemm_s8",
+        lambda s: s.scalars["gemm"]["per_channel"] == 0),
+    "depthwise over one channel as a matrix product": (
+        lambda rng: _conv(rng, (1, 9, 7, 1), 0, (3, 3), (2, 2), depthwise=True, multiplier=6), "td_conv_gemm_s8",
+        lambda s: True),
+    "depthwise 3x3, four channels at a time, whole and border windows": (
+        lambda rng: _conv(rng, (1, 7, 6, 12), 0, (3, 3), depthwise=True), "td_depthwise_conv_packed_s8",
+        lambda s: True),
+    "depthwise, other window, channel tail": (
+        lambda rng: _conv(rng, (1, 6, 6, 6), 0, (2, 4), (1, 2), depthwise=True), "td_depthwise_conv_packed_s8",
+        lambda s: True),
+    "depthwise with depth multiplier 2 (general kernel)": (
+        lambda rng: _conv(rng, (1, 5, 5, 3), 0, (3, 3), depthwise=True, multiplier=2), "td_depthwise_conv_s8",
+        lambda s: True),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.parametrize("seed", range(3))
+def test_kernel_path(tmp_path, name, seed):
+    build, kernel, check = CASES[name]
+    rng = np.random.default_rng(zlib.crc32(name.encode()) + 17 * seed)
+    model = check_against_reference(tmp_path, build(rng), rng)
+    step = model.steps[0]
+    assert step.kernel == kernel
+    assert check(step)
+
+
+def _fully_connected(rng, batches, depth, rows):
+    b = ModelBuilder()
+    in_scale = float(rng.uniform(0.01, 0.1))
+    x = b.tensor((batches, depth), np.int8, in_scale, int(rng.integers(-50, 50)))
+    weights, bias, w_scale = _weights_and_bias(b, rng, (rows, depth), rows, in_scale, 0)
+    y = b.tensor((batches, rows), np.int8, in_scale * w_scale * np.sqrt(depth) * 30, int(rng.integers(-50, 50)))
+    b.fully_connected(x, weights, bias, y)
+    return b.finish([x], [y])
+
+
+@pytest.mark.parametrize("batches,depth,rows", [(1, 64, 16), (1, 13, 7), (3, 10, 9), (2, 32, 4)])
+def test_fully_connected_paths(tmp_path, batches, depth, rows):
+    """One row read in place (with and without a 1-3 value tail), rows in pairs through the packed columns."""
+    rng = np.random.default_rng(depth * rows + batches)
+    model = check_against_reference(tmp_path, _fully_connected(rng, batches, depth, rows), rng)
+    step = model.steps[0]
+    assert step.scratch_bytes == (0 if batches == 1 else 6 * -(-depth // 4) * 4)
+
+
+def test_general_requantization_when_the_short_form_is_not_exact(tmp_path):
+    """A layer whose accumulators may reach 2^30 takes the general rounding path, still bit-exact."""
+    rng = np.random.default_rng(9)
+    b = ModelBuilder()
+    x = b.tensor((1, 32), np.int8, 0.05, 0)
+    w = b.tensor((4, 32), np.int8, 0.01, 0, np.full((4, 32), 127, np.int8))
+    bias = b.tensor((4,), np.int32, 0.0005, 0, np.full(4, 1 << 30, np.int32))
+    y = b.tensor((1, 4), np.int8, 4e6, 0)
+    b.fully_connected(x, w, bias, y)
+    model = check_against_reference(tmp_path, b.finish([x], [y]), rng)
+    assert model.steps[0].scalars["gemm"]["fast"] == 0
+
+
+def test_mul_with_a_rescale_above_one(tmp_path):
+    rng = np.random.default_rng(4)
+    b = ModelBuilder()
+    x = b.tensor((1, 4, 4, 3), np.int8, 0.2, 5)
+    y = b.tensor((1, 4, 4, 3), np.int8, 0.01, -3)
+    b.mul(x, x, y)
+    model = check_against_reference(tmp_path, b.finish([x], [y]), rng)
+    assert model.steps[0].scalars["output_shift"] > 0
