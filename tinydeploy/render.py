@@ -13,7 +13,6 @@ from .errors import TinyDeployError
 from .paths import FIRMWARE, atomic_dir
 from .vectors import Vectors
 
-STACK_BYTES = 4096
 MANIFEST = "tinydeploy.json"
 PLATFORM_DIR = FIRMWARE / "platform"
 
@@ -21,12 +20,12 @@ PLATFORM_DIR = FIRMWARE / "platform"
 def fit_check(model: CompiledModel, board: Board, vectors: Vectors) -> dict:
     """Bytes the model needs against what the board has; raises if it can't fit."""
     output_copy = model.graph.output_tensor().nbytes      # main.c's output buffer
-    ram = model.plan.arena_size + output_copy + STACK_BYTES
+    ram = model.plan.arena_size + output_copy + board.stack
     flash = model.weight_bytes + vectors.inputs.nbytes
     if ram > board.ram.size:
         raise TinyDeployError(
             f"{model.graph.path}: needs {ram} bytes of RAM (arena {model.plan.arena_size} + output copy "
-            f"{output_copy} + stack {STACK_BYTES}) but {board.name} has {board.ram.size}; "
+            f"{output_copy} + stack {board.stack}) but {board.name} has {board.ram.size}; "
             "pick a board with more RAM or a smaller model")
     if flash > board.flash.size:
         raise TinyDeployError(
@@ -43,17 +42,19 @@ def render_project(model: CompiledModel, board: Board, vectors: Vectors, out_dir
     fit_check(model, board, vectors)
     env = template_env()
     fingerprint = vectors.fingerprint(model.graph.flatbuffer)
-    ctx = dict(model=model.name, MODEL=model.name.upper(), board=board, stack_size=STACK_BYTES,
+    ctx = dict(model=model.name, MODEL=model.name.upper(), board=board, stack_size=board.stack,
                count=len(vectors.inputs), size=vectors.inputs[0].nbytes, fingerprint=fingerprint,
                origin=vectors.origin, rows=[c_values(row.view(np.int8)) for row in vectors.inputs],
                platform=f"symlink://{PLATFORM_DIR}", pio_board=f"td-{board.name}",
-               build_flags=board.defines + (["-DTD_PROFILE"] if profile else []), toolchain=board.toolchain_prefix, cpu_flags=board.cpu_flags)
+               build_flags=board.defines + (["-DTD_PROFILE"] if profile else []), toolchain=board.toolchain_prefix,
+               cpu_flags=board.cpu_flags, link_flags=board.link_flags)
     with atomic_dir(out_dir) as tmp:
         (tmp / "src").mkdir()
         (tmp / "boards").mkdir()
         (tmp / "platformio.ini").write_text(env.get_template("platformio.ini.j2").render(ctx))
         (tmp / "boards" / f"td-{board.name}.json").write_text(env.get_template("board.json.j2").render(ctx))
-        (tmp / "linker.ld").write_text(env.get_template("linker.ld.j2").render(ctx))
+        linker = "linker_riscv.ld.j2" if board.arch == "riscv" else "linker.ld.j2"
+        (tmp / "linker.ld").write_text(env.get_template(linker).render(ctx))
         (tmp / "src" / "main.c").write_text(env.get_template("main.c.j2").render(ctx))
         (tmp / "src" / "td_vectors.h").write_text(env.get_template("vectors.h.j2").render(ctx))
         (tmp / "src" / "td_vectors.c").write_text(env.get_template("vectors.c.j2").render(ctx))

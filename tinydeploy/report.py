@@ -6,7 +6,6 @@ import statistics
 from rich.table import Table
 
 from .pipeline import Firmware
-from .render import STACK_BYTES
 from .verify import RunResult
 
 
@@ -72,7 +71,7 @@ def run_table(fw: Firmware, result: RunResult) -> Table:
         t.add_row("MACs/inference", f"{fw.model.macs:,}{per_mac}")
     t.add_row("flash used", f"{s['flash_bytes']:,} of {fw.board.flash.size:,} (code {s['code_bytes']:,}, "
                             f"weights {s['weight_bytes']:,}, test vectors {s['vector_bytes']:,})")
-    t.add_row("RAM used", f"{s['ram_bytes']:,} of {fw.board.ram.size:,} (arena {s['arena_bytes']:,}, stack {STACK_BYTES:,})")
+    t.add_row("RAM used", f"{s['ram_bytes']:,} of {fw.board.ram.size:,} (arena {s['arena_bytes']:,}, stack {fw.board.stack:,})")
     if fw.reference_arena is not None:
         t.add_row("arena vs TFLite Micro", f"{s['arena_bytes']:,} vs {fw.reference_arena:,} bytes")
     if s["accuracy"] is not None:

@@ -38,8 +38,8 @@ class Target:
 
 
 class QemuTarget(Target):
-    """QEMU with -icount (deterministic: SysTick ticks a fixed number of times per
-    instruction), console on stdio, exit status through semihosting."""
+    """QEMU with -icount (deterministic: the tick counter advances a fixed amount per
+    instruction), console on stdio, exit status through semihosting or a test device."""
     counts_instructions = True
 
     def __init__(self, board: Board, elf: Path):
@@ -48,11 +48,12 @@ class QemuTarget(Target):
             raise TinyDeployError(f"board '{board.name}' has no emulator; run it on the board with --port")
         binary = qemu.get("binary", "qemu-system-arm")
         if shutil.which(binary) is None:
-            raise TinyDeployError(f"{binary} not found; install it (apt-get install qemu-system-arm) or run `tinydeploy doctor`")
+            hints = "; ".join(board.missing_tools())
+            raise TinyDeployError(f"{binary} not found ({hints}); or run `tinydeploy doctor`")
         shift = int(qemu.get("icount_shift", 6))
         self.command = [binary, "-M", qemu["machine"], "-nographic", "-monitor", "none", "-serial", "stdio",
                         "-semihosting-config", "enable=on,target=native",
-                        "-icount", f"shift={shift},align=off,sleep=off", "-kernel", str(elf)]
+                        "-icount", f"shift={shift},align=off,sleep=off", *qemu.get("args", []), "-kernel", str(elf)]
         self.proc = subprocess.Popen(self.command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
 
     def lines(self, timeout: float) -> Iterator[str]:

@@ -38,8 +38,9 @@ void Reset_Handler(void)
     td_board_exit(main());
 }
 
-void td_cortexm_ticks_init(void)
+void td_board_init(void)
 {
+    td_uart_init();
     SYST_RVR = SYSTICK_MAX;
     SYST_CVR = 0;
     SYST_CSR = 7u;                     /* core clock, interrupt on wrap, enable */
@@ -57,6 +58,6 @@ uint64_t td_ticks(void)
 
 void td_spin(uint32_t iterations)
 {
-    __asm volatile("1:\n\tsubs %0, %0, #1\n\tbne 1b" : "+l"(iterations) : : "cc");
+    __asm volatile(".syntax unified\n1:\n\tsubs %0, %0, #1\n\tbne 1b" : "+l"(iterations) : : "cc");
 }
 #endif

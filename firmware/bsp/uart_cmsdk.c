@@ -9,13 +9,10 @@
 #define UART_CTRL (*(volatile uint32_t *)(TD_UART_BASE + 0x08u))
 #define UART_BAUDDIV (*(volatile uint32_t *)(TD_UART_BASE + 0x10u))
 
-void td_cortexm_ticks_init(void);
-
-void td_board_init(void)
+void td_uart_init(void)
 {
     UART_BAUDDIV = 16u;
     UART_CTRL = 1u;                    /* TX enable */
-    td_cortexm_ticks_init();
 }
 
 void td_putc(char c)

@@ -10,16 +10,13 @@
 #define UART_LCRH (*(volatile uint32_t *)(TD_UART_BASE + 0x02Cu))
 #define UART_CR (*(volatile uint32_t *)(TD_UART_BASE + 0x030u))
 
-void td_cortexm_ticks_init(void);
-
-void td_board_init(void)
+void td_uart_init(void)
 {
     UART_CR = 0u;
     UART_IBRD = 1u;
     UART_FBRD = 0u;
     UART_LCRH = 0x60u;                 /* 8 data bits, FIFO off */
     UART_CR = 0x301u;                  /* UART, TX, RX enable */
-    td_cortexm_ticks_init();
 }
 
 void td_putc(char c)

@@ -5,6 +5,7 @@ env = DefaultEnvironment()
 board = env.BoardConfig()
 prefix = board.get("build.toolchain")
 cpu_flags = board.get("build.cpu_flags")
+link_flags = board.get("build.link_flags")
 
 env.Replace(
     AR=prefix + "ar", AS=prefix + "gcc", CC=prefix + "gcc", CXX=prefix + "g++", GDB=prefix + "gdb",
@@ -19,7 +20,7 @@ env.Append(
     ASFLAGS=cpu_flags,
     CCFLAGS=cpu_flags + ["-O2", "-g", "-ffunction-sections", "-fdata-sections", "-Wall"],
     CFLAGS=["-std=c99"],
-    LINKFLAGS=cpu_flags + ["-nostartfiles", "-Wl,--gc-sections", "--specs=nano.specs", "--specs=nosys.specs"],
+    LINKFLAGS=link_flags + ["-nostartfiles", "-Wl,--gc-sections"],
     LIBS=["c", "gcc"],
     BUILDERS=dict(ElfToBin=Builder(action=env.VerboseAction(
         "$OBJCOPY -O binary $SOURCES $TARGET", "Building $TARGET"), suffix=".bin")),
