@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Everything tinydeploy needs on a fresh Debian machine: the Arm cross toolchain,
-# QEMU, and a virtual environment (.venv) with tinydeploy and its Python packages.
+# Everything tinydeploy needs on a fresh Debian machine: the Arm and RISC-V cross
+# toolchains, QEMU for both, and a virtual environment (.venv) with tinydeploy and
+# its Python packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES="gcc gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib qemu-system-arm"
+APT_PACKAGES="gcc g++ gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib qemu-system-arm
+              gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf qemu-system-misc"
 missing=""
 for pkg in $APT_PACKAGES; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"

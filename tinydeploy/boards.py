@@ -169,3 +169,16 @@ def emulation_target(board: Board) -> Board:
                               f"`tinydeploy flash --board {board.name}`, then `tinydeploy run --board {board.name} "
                               "--port /dev/ttyUSB0`")
     return get(board.proxy)
+
+
+def status_here(board: Board) -> str:
+    """What this machine can do with ``board``, in a few words."""
+    if board.emulated:
+        missing = board.missing_tools()
+        return "build + run" if not missing else "missing " + ", ".join(m.split(" ")[0] for m in missing)
+    from .build import user_platformio_core
+    platform = board.platformio["platform"]
+    if (user_platformio_core() / "platforms" / platform).is_dir():
+        return "build + flash"
+    proxy = f"; run via {board.proxy}" if board.proxy else ""
+    return f"render only (no '{platform}' platform){proxy}"

@@ -64,14 +64,42 @@ def _pio_command() -> list[str]:
     raise TinyDeployError("PlatformIO is not installed; run `pip install platformio` (or the README's set-up command)")
 
 
+CANNOT_BUILD_HERE = 3      # exit code: the project is rendered, but this machine cannot build it
+
+
+def user_platformio_core() -> Path:
+    """The user's own PlatformIO installation (real boards build with their installed platforms)."""
+    return Path(os.environ.get("PLATFORMIO_CORE_DIR", Path.home() / ".platformio"))
+
+
+def check_real_board_platform(project: Path, board: Board) -> None:
+    """Stop with one line when the board's PlatformIO platform is not installed (it can't be downloaded here)."""
+    platform = board.platformio["platform"]
+    if (user_platformio_core() / "platforms" / platform).is_dir():
+        return
+    toolchain = board.platformio.get("toolchain", "its toolchain")
+    raise TinyDeployError(
+        f"{board.name}: PlatformIO's '{platform}' platform ({toolchain}, {board.core}) is not installed in "
+        f"{user_platformio_core()} and cannot be downloaded from this machine; the project is ready in {project}: "
+        f"on a machine with internet run `pio run -d {project} -t upload`", exit_code=CANNOT_BUILD_HERE)
+
+
 def build_project(project: Path, board: Board, timeout: float = 600) -> Path:
-    """Run `pio run` in ``project``; returns the ELF path or raises with the compiler's complaint."""
-    tool = board.toolchain_prefix + "gcc"
-    if shutil.which(tool) is None:
-        raise TinyDeployError(f"{tool} not found; install it (apt-get install gcc-arm-none-eabi "
-                              "libnewlib-arm-none-eabi) or run `tinydeploy doctor`")
+    """Run `pio run` in ``project``; returns the ELF path or raises with the compiler's complaint.
+
+    Emulated boards build offline through the local platform; real boards through the
+    user's PlatformIO installation, once its platform for the board is there."""
+    if board.emulated:
+        missing = [tool for tool in board.missing_tools() if "gcc" in tool]
+        if missing:
+            raise TinyDeployError(f"{missing[0].split(' ')[0]} not found; install it {missing[0].split(' ', 1)[1]} "
+                                  "or run `tinydeploy doctor`")
+        env = platformio_env()
+    else:
+        check_real_board_platform(project, board)
+        env = dict(os.environ, PLATFORMIO_SETTING_ENABLE_TELEMETRY="no")
     try:
-        proc = subprocess.run([*_pio_command(), "run", "-d", str(project)], env=platformio_env(),
+        proc = subprocess.run([*_pio_command(), "run", "-d", str(project)], env=env,
                               capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         raise TinyDeployError(f"{project}: PlatformIO did not finish within {timeout:.0f} s; run `pio run -d {project}` to see why")
@@ -85,7 +113,32 @@ def build_project(project: Path, board: Board, timeout: float = 600) -> Path:
         errors = [line for line in log.splitlines() if "error" in line.lower()]
         detail = errors[0].strip() if errors else log.strip().splitlines()[-1] if log.strip() else "no output"
         raise TinyDeployError(f"{project}: PlatformIO build failed: {detail} (full log: {project / 'build.log'})")
-    return project / ".pio" / "build" / board.name / "firmware.elf"
+    return project / ".pio" / "build" / board.name / "firmware.elf" if board.emulated else \
+        next((project / ".pio" / "build" / board.name).glob("firmware.elf"), project / "firmware.elf")
+
+
+def upload_project(project: Path, port: str | None = None, timeout: float = 600) -> None:
+    """`pio run -t upload` with the user's PlatformIO (the project must have built)."""
+    cmd = [*_pio_command(), "run", "-d", str(project), "-t", "upload"] + (["--upload-port", port] if port else [])
+    try:
+        proc = subprocess.run(cmd, env=dict(os.environ, PLATFORMIO_SETTING_ENABLE_TELEMETRY="no"),
+                              capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise TinyDeployError(f"{project}: the upload did not finish within {timeout:.0f} s; is the board connected?")
+    atomic_write(project / "upload.log", proc.stdout + proc.stderr)
+    if proc.returncode != 0:
+        lines = [line for line in (proc.stdout + proc.stderr).splitlines() if "error" in line.lower()]
+        raise TinyDeployError(f"{project}: upload failed: {lines[-1].strip() if lines else 'see upload.log'} "
+                              f"(full log: {project / 'upload.log'}); check the cable and --port")
+
+
+def firmware_size(project: Path, elf: Path, board: Board) -> SizeReport:
+    """Flash and RAM use: from the ELF's sections for emulated boards, from PlatformIO's summary otherwise."""
+    if board.emulated:
+        return elf_size(elf, board)
+    log = (project / "build.log").read_text()
+    used = {kind: int(n) for kind, n in re.findall(r"^(RAM|Flash):.*?used (\d+) bytes", log, re.MULTILINE)}
+    return SizeReport(used.get("Flash", 0), used.get("RAM", 0), {})
 
 
 def elf_size(elf: Path, board: Board) -> SizeReport:

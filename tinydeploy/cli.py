@@ -16,7 +16,7 @@ from .errors import TinyDeployError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Take a neural network from data to verified microcontroller firmware.")
-console = Console(width=None if sys.stdout.isatty() else 120)
+console = Console(width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 
 DEFAULT_BOARD = "mps2-an386"
@@ -80,10 +80,13 @@ def convert(model: Path = typer.Argument(..., help="int8 .tflite model"),
 
 @command
 def build(model: Path = typer.Argument(..., help="int8 .tflite model"),
-          board: str = typer.Option(DEFAULT_BOARD, help="board name (see `tinydeploy boards`)"),
+          board: str = typer.Option(DEFAULT_BOARD, help="board name or alias (see `tinydeploy boards`)"),
           output: Optional[Path] = typer.Option(None, "-o", "--output", help="project directory [build/<model>-<board>]"),
           vectors: int = typer.Option(50, min=1, help="test vectors baked into the firmware")):
-    """Render the firmware project for a board and build it offline with PlatformIO."""
+    """Render the firmware project for a board and build it with PlatformIO.
+
+    Emulated boards build offline; real boards (esp32, nucleo_f446re, ...) build with your own
+    PlatformIO platforms. Exit code 3: the project is rendered but this machine cannot build it."""
     from .pipeline import build_firmware
     from .report import size_table
     fw = build_firmware(model, board, output, vectors)
@@ -92,20 +95,46 @@ def build(model: Path = typer.Argument(..., help="int8 .tflite model"),
 
 
 @command
+def flash(model: Path = typer.Argument(..., help="int8 .tflite model"),
+          board: str = typer.Option(..., help="a real board (see `tinydeploy boards`)"),
+          output: Optional[Path] = typer.Option(None, "-o", "--output", help="project directory [build/<model>-<board>]"),
+          vectors: int = typer.Option(50, min=1, help="test vectors baked into the firmware"),
+          port: Optional[str] = typer.Option(None, help="upload port [PlatformIO finds it]")):
+    """Build for a real board and upload it (PlatformIO `run -t upload`); then `run --port` checks it."""
+    from .pipeline import flash_firmware
+    fw = flash_firmware(model, board, output, vectors, port)
+    console.print(f"flashed {fw.project} to {fw.board.name}; check it with "
+                  f"`tinydeploy run {model} --board {fw.board.name} --port <serial port>`")
+
+
+@command
 def run(model: Path = typer.Argument(..., help="int8 .tflite model"),
-        board: str = typer.Option(DEFAULT_BOARD, help="board name (see `tinydeploy boards`)"),
+        board: str = typer.Option(DEFAULT_BOARD, help="board name or alias (see `tinydeploy boards`)"),
         vectors: int = typer.Option(50, min=1, help="how many test vectors to run"),
         output: Optional[Path] = typer.Option(None, "-o", "--output", help="project directory [build/<model>-<board>]"),
         port: Optional[str] = typer.Option(None, help="serial port of a real, flashed board, instead of the emulator"),
         baud: int = typer.Option(115200, help="serial baud rate"),
         timeout: float = typer.Option(120.0, help="seconds before a silent firmware is declared hung"),
+        emulator: str = typer.Option("qemu", help="qemu, or renode (when installed)"),
         json_out: Optional[Path] = typer.Option(None, "--json", help="also write the summary as JSON")):
-    """Build, run in the emulator (or on a board) and check every output byte against TFLite Micro."""
+    """Build, run in the emulator (or on a board) and check every output byte against TFLite Micro.
+
+    A real board without --port runs on its emulated proxy (same core); the time is then
+    estimated at the real board's clock."""
+    from . import boards as boards_mod
     from .paths import atomic_write
-    from .pipeline import build_firmware, run_firmware
+    from .pipeline import build_firmware, build_for_emulation, run_firmware
     from .report import run_table, summary
-    fw = build_firmware(model, board, output, vectors)
-    result = run_firmware(fw, port=port, baudrate=baud, timeout=timeout)
+    if emulator not in ("qemu", "renode"):
+        raise TinyDeployError(f"unknown emulator '{emulator}'; use qemu or renode")
+    target = boards_mod.get(board)
+    if port and not target.emulated:        # flashed earlier: render for its manifest and vectors, build if we can
+        fw = build_firmware(model, target.name, output, vectors, build=_can_build(target))
+    elif port:
+        fw = build_firmware(model, target.name, output, vectors)
+    else:
+        fw = build_for_emulation(model, target.name, output, vectors)
+    result = run_firmware(fw, port=port, baudrate=baud, timeout=timeout, emulator=emulator)
     console.print(run_table(fw, result))
     if json_out:
         atomic_write(json_out, json.dumps(summary(fw, result), indent=2) + "\n")
@@ -113,6 +142,11 @@ def run(model: Path = typer.Argument(..., help="int8 .tflite model"),
         for v, b, ours, ref in result.mismatches[:10]:
             err.print(f"mismatch: vector {v} element {b}: firmware {ours}, reference {ref}")
         raise TinyDeployError(f"{len(result.mismatches)} output values differ from the TFLite Micro reference", exit_code=1)
+
+
+def _can_build(board) -> bool:
+    from .build import user_platformio_core
+    return (user_platformio_core() / "platforms" / board.platformio["platform"]).is_dir()
 
 
 @command
@@ -181,20 +215,22 @@ def inspect(model: Path = typer.Argument(..., help=".tflite model")):
 
 
 @command
-def boards():
-    """List the boards tinydeploy knows (boards/*.yaml)."""
-    import shutil
-    from .boards import catalog
-    t = Table(title="boards")
-    for col in ("board", "core", "clock", "flash", "RAM", "emulator", "runs here"):
+def boards(renode: bool = typer.Option(False, "--renode", help="regenerate renode/<board>.repl and .resc")):
+    """The board catalog (boards/*.yaml): what each board is and what this machine can do with it."""
+    from .boards import catalog, status_here
+    t = Table(title="boards (emulated: built offline and run in QEMU here; real: PlatformIO projects to flash)")
+    for col in ("board", "kind", "core", "clock", "flash", "RAM", "emulator / proxy", "on this machine"):
         t.add_column(col)
     for b in catalog().values():
-        qemu = b.qemu
-        runs = "yes" if qemu and shutil.which(qemu.get("binary", "")) and shutil.which(b.toolchain_prefix + "gcc") else "no"
-        t.add_row(b.name + (" (default)" if b.name == DEFAULT_BOARD else ""), b.core + (f"+{b.fpu}" if b.fpu else ""),
-                  f"{b.clock_hz / 1e6:g} MHz", f"{b.flash.size // 1024:,} KB", f"{b.ram.size // 1024:,} KB",
-                  f"qemu {qemu['machine']}" if qemu else "-", runs)
+        names = b.name + (" (default)" if b.name == DEFAULT_BOARD else "") + "".join(f", {a}" for a in b.aliases)
+        core = b.core + (f" +{b.fpu} FPU" if b.fpu else "") + (" +DSP" if b.dsp else "")
+        where = f"qemu {b.qemu['machine']}" if b.emulated else (f"proxy {b.proxy}" if b.proxy else "none")
+        t.add_row(names, "emulated" if b.emulated else "real", core, f"{b.clock_hz / 1e6:g} MHz",
+                  f"{b.flash.size // 1024:,} KB", f"{b.ram.size // 1024:,} KB", where, status_here(b))
     console.print(t)
+    if renode:
+        from .renode import render_scripts
+        console.print(f"wrote {len(render_scripts())} Renode files into renode/")
 
 
 @command

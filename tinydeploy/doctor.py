@@ -36,7 +36,11 @@ def checks() -> list[Check]:
         result.append(Check(module, found, "importable" if found else "missing", needed, f"pip install {pip}"))
     for tool, needed, apt in (("arm-none-eabi-gcc", "build for Cortex-M boards", "gcc-arm-none-eabi libnewlib-arm-none-eabi"),
                               ("qemu-system-arm", "run on emulated Cortex-M boards", "qemu-system-arm"),
+                              ("riscv64-unknown-elf-gcc", "build for the RV32IMC board (riscv32-virt)",
+                               "gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf"),
+                              ("qemu-system-riscv32", "run on the RV32IMC board", "qemu-system-misc"),
                               ("gcc", "host kernel tests", "gcc"),
+                              ("g++", "compile check of the Arduino glue for real boards (tests)", "g++"),
                               ("renode", "--emulator renode", "(not packaged for Debian; install from renode.io)")):
         path = shutil.which(tool)
         detail = _version([tool, "--version"]) if path and tool != "renode" else (path or "not on PATH")

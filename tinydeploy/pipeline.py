@@ -12,25 +12,32 @@ from . import boards, build as build_mod, reference, render, vectors as vectors_
 from .boards import Board
 from .build import SizeReport
 from .codegen import CompiledModel, compile_model
-from .targets import QemuTarget, SerialTarget
+from .errors import TinyDeployError
+from .targets import QemuTarget, RenodeTarget, SerialTarget
 from .verify import RunResult, run_and_verify
 
 
 @dataclass
 class Firmware:
     model: CompiledModel
-    board: Board
+    board: Board                       # the board the image is built for (an emulated proxy, for `run`)
     project: Path
-    elf: Path
-    size: SizeReport
+    elf: Path | None                   # None: rendered for a real board this machine cannot build for
+    size: SizeReport | None
     vector_origin: str
     vector_bytes: int                  # test vectors baked into flash
     reference_arena: int | None        # TFLite Micro's tensor arena for the same model, when it can run it
+    stands_in_for: Board | None = None  # the real board whose clock the emulated proxy's counts are scaled to
 
     @property
     def code_bytes(self) -> int:
         """Flash that is neither weights nor test vectors: kernels, runtime, startup, op parameters."""
         return self.size.flash - self.model.weight_bytes - self.vector_bytes
+
+    @property
+    def clock_board(self) -> Board:
+        """The board whose clock turns instruction counts into an estimated time."""
+        return self.stands_in_for or self.board
 
 
 def default_project_dir(model_path: Path, board: str) -> Path:
@@ -38,23 +45,57 @@ def default_project_dir(model_path: Path, board: str) -> Path:
 
 
 def build_firmware(model_path: str | Path, board_name: str, out_dir: Path | None = None, vectors: int = 50,
-                   profile: bool = False, testset: bool = True) -> Firmware:
+                   profile: bool = False, testset: bool = True, build: bool = True) -> Firmware:
     """Compile the model, render the project for the board and build it with PlatformIO.
 
     ``profile`` adds per-operator timing; ``testset=False`` ignores a saved test split
-    and bakes in the xorshift32 inputs (what benchmarks use)."""
+    and bakes in the xorshift32 inputs (what benchmarks use); ``build=False`` only
+    renders (a real board whose platform is missing here can still be read over serial)."""
     board = boards.get(board_name)
     model = compile_model(model_path)
     vecs = vectors_mod.load(Path(model_path), model.graph, vectors, testset)
     project = Path(out_dir) if out_dir else default_project_dir(Path(model_path), board.name)
     render.render_project(model, board, vecs, project, profile)
-    elf = build_mod.build_project(project, board)
-    return Firmware(model, board, project, elf, build_mod.elf_size(elf, board), vecs.origin, vecs.inputs.nbytes,
+    elf = build_mod.build_project(project, board) if build else None
+    size = build_mod.firmware_size(project, elf, board) if elf else None
+    return Firmware(model, board, project, elf, size, vecs.origin, vecs.inputs.nbytes,
                     (reference.try_arena_usage(model.graph.flatbuffer) or {}).get("head"))
 
 
-def run_firmware(firmware: Firmware, port: str | None = None, baudrate: int = 115200, timeout: float = 120.0) -> RunResult:
+def build_for_emulation(model_path: str | Path, board_name: str, out_dir: Path | None = None, vectors: int = 50,
+                        **options) -> Firmware:
+    """Firmware that runs in an emulator for ``board_name``: the board itself, or its emulated proxy
+    with the same core (then the counts are scaled to the real board's clock)."""
+    board = boards.get(board_name)
+    target = boards.emulation_target(board)
+    if out_dir is None and target is not board:
+        out_dir = default_project_dir(Path(model_path), f"{board.name}-via-{target.name}")
+    fw = build_firmware(model_path, target.name, out_dir, vectors, **options)
+    if target is not board:
+        fw.stands_in_for = board
+    return fw
+
+
+def run_firmware(firmware: Firmware, port: str | None = None, baudrate: int = 115200, timeout: float = 120.0,
+                 emulator: str = "qemu") -> RunResult:
     """Run the test firmware in the board's emulator (or on the board at ``port``) and verify it."""
-    target = SerialTarget(port, baudrate) if port else QemuTarget(firmware.board, firmware.elf)
+    if port:
+        target = SerialTarget(port, baudrate)
+    elif emulator == "renode":
+        target = RenodeTarget(firmware.board, firmware.elf)
+    else:
+        target = QemuTarget(firmware.board, firmware.elf)
     with target:
         return run_and_verify(firmware.project, target, timeout)
+
+
+def flash_firmware(model_path: str | Path, board_name: str, out_dir: Path | None = None, vectors: int = 50,
+                   port: str | None = None) -> Firmware:
+    """Build the project for a real board and upload it with PlatformIO (`pio run -t upload`)."""
+    board = boards.get(board_name)
+    if board.emulated:
+        raise TinyDeployError(f"{board.name} is an emulated board; there is nothing to flash: "
+                              f"`tinydeploy run --board {board.name}` runs it")
+    fw = build_firmware(model_path, board.name, out_dir, vectors)
+    build_mod.upload_project(fw.project, port)
+    return fw

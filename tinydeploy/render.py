@@ -38,29 +38,36 @@ def fit_check(model: CompiledModel, board: Board, vectors: Vectors) -> dict:
 def render_project(model: CompiledModel, board: Board, vectors: Vectors, out_dir: Path, profile: bool = False) -> Path:
     """Write the complete project into ``out_dir`` (replacing it atomically).
 
-    ``profile`` builds the model with per-operator timing (TD LAYERS lines)."""
+    An emulated board gets tinydeploy's start-up code, drivers and linker script
+    for the offline local platform; a real board gets an Arduino project for its
+    PlatformIO platform. ``profile`` times every operator (TD LAYERS lines)."""
     fit_check(model, board, vectors)
     env = template_env()
     fingerprint = vectors.fingerprint(model.graph.flatbuffer)
     ctx = dict(model=model.name, MODEL=model.name.upper(), board=board, stack_size=board.stack,
                count=len(vectors.inputs), size=vectors.inputs[0].nbytes, fingerprint=fingerprint,
-               origin=vectors.origin, rows=[c_values(row.view(np.int8)) for row in vectors.inputs],
-               platform=f"symlink://{PLATFORM_DIR}", pio_board=f"td-{board.name}",
-               build_flags=board.defines + (["-DTD_PROFILE"] if profile else []), toolchain=board.toolchain_prefix,
-               cpu_flags=board.cpu_flags, link_flags=board.link_flags)
+               origin=vectors.origin, rows=[c_values(row.view(np.int8)) for row in vectors.inputs], io=model.summary())
     with atomic_dir(out_dir) as tmp:
         (tmp / "src").mkdir()
-        (tmp / "boards").mkdir()
-        (tmp / "platformio.ini").write_text(env.get_template("platformio.ini.j2").render(ctx))
-        (tmp / "boards" / f"td-{board.name}.json").write_text(env.get_template("board.json.j2").render(ctx))
-        linker = "linker_riscv.ld.j2" if board.arch == "riscv" else "linker.ld.j2"
-        (tmp / "linker.ld").write_text(env.get_template(linker).render(ctx))
-        (tmp / "src" / "main.c").write_text(env.get_template("main.c.j2").render(ctx))
+        if board.emulated:
+            ctx.update(platform=f"symlink://{PLATFORM_DIR}", pio_board=f"td-{board.name}",
+                       build_flags=board.defines + (["-DTD_PROFILE"] if profile else []),
+                       toolchain=board.toolchain_prefix, cpu_flags=board.cpu_flags, link_flags=board.link_flags)
+            (tmp / "boards").mkdir()
+            (tmp / "platformio.ini").write_text(env.get_template("platformio.ini.j2").render(ctx))
+            (tmp / "boards" / f"td-{board.name}.json").write_text(env.get_template("board.json.j2").render(ctx))
+            linker = "linker_riscv.ld.j2" if board.arch == "riscv" else "linker.ld.j2"
+            (tmp / "linker.ld").write_text(env.get_template(linker).render(ctx))
+            (tmp / "src" / "main.c").write_text(env.get_template("main.c.j2").render(ctx))
+            board_support = sorted((FIRMWARE / "bsp").iterdir())
+        else:
+            (tmp / "platformio.ini").write_text(env.get_template("arduino/platformio.ini.j2").render(ctx))
+            (tmp / "src" / "main.cpp").write_text(env.get_template("arduino/main.cpp.j2").render(ctx))
+            board_support = [FIRMWARE / "bsp" / "td_board.h"]         # the glue in main.cpp implements it
         (tmp / "src" / "td_vectors.h").write_text(env.get_template("vectors.h.j2").render(ctx))
         (tmp / "src" / "td_vectors.c").write_text(env.get_template("vectors.c.j2").render(ctx))
-        for folder in ("bsp", "runtime"):
-            for src in sorted((FIRMWARE / folder).iterdir()):
-                shutil.copy2(src, tmp / "src" / src.name)
+        for src in board_support + sorted((FIRMWARE / "runtime").iterdir()):
+            shutil.copy2(src, tmp / "src" / src.name)
         write_library(model, tmp / "lib" / model.name)
         np.savez(tmp / "vectors.npz", x=vectors.inputs,
                  y=vectors.labels if vectors.labels is not None else np.zeros(0, np.int64))

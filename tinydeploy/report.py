@@ -32,9 +32,10 @@ def summary(fw: Firmware, result: RunResult) -> dict:
     """The run's figures as plain data (for --json and for CI)."""
     ins = result.instructions
     data = {
-        "model": fw.model.name, "board": fw.board.name, "vectors": len(result.outputs),
+        "model": fw.model.name, "board": fw.clock_board.name, "ran_on": fw.board.name, "vectors": len(result.outputs),
         "mismatched_values": len(result.mismatches), "mismatched_vectors": result.mismatched_vectors,
-        "flash_bytes": fw.size.flash, "ram_bytes": fw.size.ram, "code_bytes": fw.code_bytes,
+        "flash_bytes": fw.size.flash if fw.size else None, "ram_bytes": fw.size.ram if fw.size else None,
+        "code_bytes": fw.code_bytes if fw.size else None,
         "weight_bytes": fw.model.weight_bytes, "vector_bytes": fw.vector_bytes,
         "arena_bytes": fw.model.plan.arena_size, "reference_arena_bytes": fw.reference_arena, "macs": fw.model.macs,
         "accuracy": result.accuracy(),
@@ -43,16 +44,18 @@ def summary(fw: Firmware, result: RunResult) -> dict:
         med = statistics.median(ins)
         data.update(instructions_min=min(ins), instructions_median=med, instructions_max=max(ins),
                     instructions_per_mac=med / fw.model.macs if fw.model.macs else None,
-                    estimated_ms_at_clock=1000.0 * med / fw.board.clock_hz, clock_hz=fw.board.clock_hz,
+                    estimated_ms_at_clock=1000.0 * med / fw.clock_board.clock_hz, clock_hz=fw.clock_board.clock_hz,
                     instruction_count_note="exact emulated instruction count (QEMU -icount), not cycles")
     else:
-        data.update(cycles_median=statistics.median(result.ticks), cycle_count_note="SysTick core-clock cycles on the board")
+        data.update(cycles_median=statistics.median(result.ticks),
+                    cycle_count_note="the board's cycle counter (SysTick, DWT or CCOUNT), not instructions")
     return data
 
 
 def run_table(fw: Firmware, result: RunResult) -> Table:
     s = summary(fw, result)
-    t = Table(title=f"tinydeploy run: {fw.model.name} on {fw.board.name}", show_header=False)
+    where = fw.board.name if fw.stands_in_for is None else f"{fw.stands_in_for.name} (emulated as {fw.board.name}, same core)"
+    t = Table(title=f"tinydeploy run: {fw.model.name} on {where}", show_header=False)
     t.add_column("what")
     t.add_column("value", justify="right")
     t.add_row("vectors", f"{s['vectors']} ({fw.vector_origin})")
@@ -63,15 +66,18 @@ def run_table(fw: Firmware, result: RunResult) -> Table:
         t.add_row("instructions/inference (min/median/max)",
                   f"{s['instructions_min']:,} / {s['instructions_median']:,.0f} / {s['instructions_max']:,}")
         t.add_row("  note", "instruction count under QEMU -icount, not cycles")
-        t.add_row(f"estimated ms at {fw.board.clock_hz / 1e6:g} MHz", f"{s['estimated_ms_at_clock']:.3f} (estimate: 1 instruction/cycle)")
+        t.add_row(f"estimated ms at {fw.clock_board.clock_hz / 1e6:g} MHz ({fw.clock_board.name})",
+                  f"{s['estimated_ms_at_clock']:.3f} (estimate: 1 instruction/cycle)")
     else:
         t.add_row("cycles/inference (median)", f"{s['cycles_median']:,}")
     if fw.model.macs:
         per_mac = f" ({s['instructions_per_mac']:.2f} instructions/MAC)" if s.get("instructions_per_mac") else ""
         t.add_row("MACs/inference", f"{fw.model.macs:,}{per_mac}")
-    t.add_row("flash used", f"{s['flash_bytes']:,} of {fw.board.flash.size:,} (code {s['code_bytes']:,}, "
-                            f"weights {s['weight_bytes']:,}, test vectors {s['vector_bytes']:,})")
-    t.add_row("RAM used", f"{s['ram_bytes']:,} of {fw.board.ram.size:,} (arena {s['arena_bytes']:,}, stack {fw.board.stack:,})")
+    if fw.size:
+        t.add_row("flash used", f"{s['flash_bytes']:,} of {fw.board.flash.size:,} (code {s['code_bytes']:,}, "
+                                f"weights {s['weight_bytes']:,}, test vectors {s['vector_bytes']:,})")
+        t.add_row("RAM used", f"{s['ram_bytes']:,} of {fw.board.ram.size:,} (arena {s['arena_bytes']:,}, "
+                              f"stack {fw.board.stack:,})")
     if fw.reference_arena is not None:
         t.add_row("arena vs TFLite Micro", f"{s['arena_bytes']:,} vs {fw.reference_arena:,} bytes")
     if s["accuracy"] is not None:

@@ -124,3 +124,35 @@ class SerialTarget(Target):
 
     def stop(self) -> None:
         self.serial.close()
+
+
+class RenodeTarget(SerialTarget):
+    """The board in Renode (renode/<board>.resc), its console on a local TCP socket.
+    Renode's ticks are not an exact instruction count, so they are reported as ticks."""
+
+    def __init__(self, board: Board, elf: Path, port: int = 33451):
+        if shutil.which("renode") is None:
+            raise TinyDeployError("renode is not installed on this machine (no Debian or PyPI package provides it); "
+                                  "install it from https://renode.io and rerun, or drop --emulator renode to use QEMU")
+        from .renode import RENODE_DIR
+        script = RENODE_DIR / f"{board.name}.resc"
+        if not script.exists():
+            raise TinyDeployError(f"{script} is missing; regenerate the scripts with `tinydeploy boards --renode`")
+        commands = (f"$elf=@{elf}; include @{script}; emulation CreateServerSocketTerminal {port} \"td\" False; "
+                    "connector Connect sysbus.uart0 td; start")
+        self.proc = subprocess.Popen(["renode", "--disable-xwt", "--console", "-e", commands], cwd=RENODE_DIR.parent,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+        for _ in range(100):                       # Renode takes a few seconds to open the socket
+            try:
+                super().__init__(f"socket://127.0.0.1:{port}")
+                return
+            except TinyDeployError:
+                time.sleep(0.2)
+        self.proc.kill()
+        raise TinyDeployError(f"Renode did not open its console socket on port {port}; run {script} by hand to see why")
+
+    def stop(self) -> None:
+        if hasattr(self, "serial"):
+            super().stop()
+        self.proc.kill()
+        self.proc.wait()
