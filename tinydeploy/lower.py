@@ -154,6 +154,11 @@ def _gemm(x: Tensor, w: Tensor, y: Tensor, w2d: np.ndarray, bias: np.ndarray, ac
     return params, arrays
 
 
+def _gemm_scratch(gemm: dict) -> int:
+    """td_gemm.c's scratch: two columns unpacked (4 bytes per k), two gathered (1 each), 2 accumulators per row."""
+    return 6 * gemm["depth"] + 8 * gemm["rows"]
+
+
 def _fully_connected(graph: Graph, op: Operator) -> Step:
     x, y = _int8_io(graph, op)
     w = _weights(graph, op, op.inputs[1])
@@ -166,7 +171,7 @@ def _fully_connected(graph: Graph, op: Operator) -> Step:
     return Step(op.index, op.op, "td_fully_connected_s8", "td_fully_connected_params", [x.index], [y.index],
                 scalars=dict(batches=batches, in_depth=in_depth, gemm=gemm), arrays=arrays,
                 operands=[x.index, y.index, "scratch"],
-                scratch_bytes=0 if batches == 1 else 6 * gemm["depth"],
+                scratch_bytes=0 if batches == 1 else _gemm_scratch(gemm),
                 macs=op_macs(graph, op))
 
 
@@ -232,8 +237,7 @@ def _conv(graph: Graph, op: Operator) -> Step:
         return Step(op.index, op.op, "td_conv_gemm_s8", "td_conv_gemm_params", [x.index], [y.index],
                     scalars=dict(win=win, pad_value=_zp(x), gemm=gemm), arrays=arrays,
                     operands=[x.index, y.index, "scratch"],
-                    scratch_bytes=(4 if win["filter_h"] == win["filter_w"] == 1 and gemm["depth"] == win["in_c"] else 6)
-                    * gemm["depth"],
+                    scratch_bytes=_gemm_scratch(gemm),
                     macs=op_macs(graph, op))
     mults, shifts = quant.conv_multipliers(x.scale[0], w.scale, y.scale[0])
     if len(mults) == 1:
@@ -241,8 +245,8 @@ def _conv(graph: Graph, op: Operator) -> Step:
     bias = _bias(graph, op, out_c)
     per_channel_weights = (w.data.reshape(-1, out_c).T if depthwise else w.data.reshape(out_c, -1)).astype(np.int64)
     fast = _short_requantization(bias, 255 * np.abs(per_channel_weights).sum(axis=1), shifts)
-    kernel = "td_depthwise_conv_packed_s8" if depthwise and group_in_c == 1 and win["in_c"] >= 4 else \
-        ("td_depthwise_conv_s8" if depthwise else "td_conv_s8")
+    packed = depthwise and group_in_c == 1 and win["in_c"] >= 4
+    kernel = "td_depthwise_conv_packed_s8" if packed else ("td_depthwise_conv_s8" if depthwise else "td_conv_s8")
     return Step(op.index, op.op, kernel, "td_conv_params", [x.index], [y.index],
                 scalars=dict(win=win, input_offset=-_zp(x), output_offset=_zp(y), act_min=act_min,
                              act_max=act_max, group_in_c=group_in_c, fast=int(fast)),

@@ -17,24 +17,16 @@
 #include "td_kernels.h"
 #include "td_fixedpoint.h"
 #include "td_simd.h"
+#include "td_output.h"
 
-/* What the requantization of every output needs, copied out of the params
- * so that storing int8 outputs (which may alias anything) forces no reloads. */
-typedef struct {
-    const int32_t *requant;
-    int32_t step;                 /* 2 per-channel, 0 per-tensor */
-    int32_t offset, lo, hi;
-} output_stage;
-
-static inline output_stage output_stage_of(const td_gemm_params *g)
+static inline td_output_stage output_stage_of(const td_gemm_params *g)
 {
-    const output_stage o = {g->requant, g->per_channel ? 2 : 0, g->output_offset, g->act_min, g->act_max};
+    const td_output_stage o = {g->requant, g->per_channel ? 2 : 0, g->output_offset, g->act_min, g->act_max};
     return o;
 }
 
-/* Requantize, add the output offset, clamp. `fast` is a compile-time constant
- * in each copy of the loops below. */
-static inline int8_t requantize(const output_stage *o, int32_t acc, int32_t row, int fast)
+/* Requantize one accumulator (the single-row FULLY_CONNECTED path). */
+static inline int8_t requantize(const td_output_stage *o, int32_t acc, int32_t row, int fast)
 {
     const int32_t *rq = o->requant + row * o->step;
     const int32_t v = fast ? td_requantize_short(acc, rq[0], rq[1]) : td_requantize(acc, rq[0], rq[1]);
@@ -77,7 +69,7 @@ static inline void chunk_x4(uint32_t xe, uint32_t xo, const int8_t *w, acc4 *acc
     acc->a3 = chunk_dot(xe, xo, w + 12, acc->a3);
 }
 
-static inline void store4(const output_stage *o, const acc4 *acc, int32_t row, int8_t *out, int fast)
+static inline void store4(const td_output_stage *o, const acc4 *acc, int32_t row, int8_t *out, int fast)
 {
     out[row] = requantize(o, acc->a0, row, fast);
     out[row + 1] = requantize(o, acc->a1, row + 1, fast);
@@ -85,11 +77,10 @@ static inline void store4(const output_stage *o, const acc4 *acc, int32_t row, i
     out[row + 3] = requantize(o, acc->a3, row + 3, fast);
 }
 
-/* Two packed columns against all rows. */
-static inline void gemm_two(const td_gemm_params *g, const uint32_t *x, int8_t *out_a, int8_t *out_b, int fast)
+/* Accumulators of two packed columns against all rows, interleaved: acc[2 * row + column]. */
+static void accumulate_two(const td_gemm_params *g, const uint32_t *x, int32_t *acc)
 {
     const int32_t chunks = g->depth >> 2;
-    const output_stage o = output_stage_of(g);
     const int8_t *w = g->weights;
     int32_t row = 0;
     for (; row + 4 <= g->rows; row += 4, w += 16 * chunks) {
@@ -113,10 +104,7 @@ static inline void gemm_two(const td_gemm_params *g, const uint32_t *x, int8_t *
                 a1 = td_smlad(xp[1], u, a1);
                 b1 = td_smlad(xp[3], u, b1);
             }
-            out_a[r] = requantize(&o, a0, r, fast);
-            out_a[r + 1] = requantize(&o, a1, r + 1, fast);
-            out_b[r] = requantize(&o, b0, r, fast);
-            out_b[r + 1] = requantize(&o, b1, r + 1, fast);
+            acc[2 * r] = a0, acc[2 * r + 1] = b0, acc[2 * r + 2] = a1, acc[2 * r + 3] = b1;
         }
     }
     for (; row < g->rows; ++row, w += 4 * chunks) {
@@ -128,33 +116,31 @@ static inline void gemm_two(const td_gemm_params *g, const uint32_t *x, int8_t *
             a = td_smlad(xp[1], uo, td_smlad(xp[0], ue, a));
             b = td_smlad(xp[3], uo, td_smlad(xp[2], ue, b));
         }
-        out_a[row] = requantize(&o, a, row, fast);
-        out_b[row] = requantize(&o, b, row, fast);
+        acc[2 * row] = a, acc[2 * row + 1] = b;
     }
 }
 
-/* One packed column against all rows, four rows at a time. */
-static inline void gemm_one(const td_gemm_params *g, const uint32_t *x, int8_t *out, int fast)
+/* Accumulators of one packed column against all rows, four rows at a time. */
+static void accumulate_one(const td_gemm_params *g, const uint32_t *x, int32_t *acc)
 {
     const int32_t chunks = g->depth >> 2;
-    const output_stage o = output_stage_of(g);
     const int8_t *w = g->weights;
     int32_t row = 0;
     for (; row + 4 <= g->rows; row += 4) {
-        acc4 acc = {g->bias[row], g->bias[row + 1], g->bias[row + 2], g->bias[row + 3]};
+        acc4 a = {g->bias[row], g->bias[row + 1], g->bias[row + 2], g->bias[row + 3]};
         const uint32_t *xp = x;
         for (int32_t n = chunks; n > 0; --n, w += 16, xp += 2) {
-            chunk_x4(xp[0], xp[1], w, &acc);
+            chunk_x4(xp[0], xp[1], w, &a);
         }
-        store4(&o, &acc, row, out, fast);
+        acc[row] = a.a0, acc[row + 1] = a.a1, acc[row + 2] = a.a2, acc[row + 3] = a.a3;
     }
     for (; row < g->rows; ++row) {
-        int32_t acc = g->bias[row];
+        int32_t a = g->bias[row];
         const uint32_t *xp = x;
         for (int32_t n = chunks; n > 0; --n, w += 4, xp += 2) {
-            acc = chunk_dot(xp[0], xp[1], w, acc);
+            a = chunk_dot(xp[0], xp[1], w, a);
         }
-        out[row] = requantize(&o, acc, row, fast);
+        acc[row] = a;
     }
 }
 
@@ -172,7 +158,7 @@ static inline uint32_t load_tail(const int8_t *x, int32_t n)
 static inline void gemm_bytes(const td_gemm_params *g, const int8_t *x, int32_t length, int8_t *out, int fast)
 {
     const int32_t full = length >> 2, tail = length & 3;
-    const output_stage o = output_stage_of(g);
+    const td_output_stage o = output_stage_of(g);
     const int8_t *w = g->weights;
     int32_t row = 0;
     for (; row + 4 <= g->rows; row += 4) {
@@ -200,24 +186,37 @@ static inline void gemm_bytes(const td_gemm_params *g, const int8_t *x, int32_t 
     }
 }
 
-/* Columns a (and b, when not NULL) of `depth` int8 values; `packed` holds 4 * depth bytes. */
-static void gemm_columns(const td_gemm_params *g, const int8_t *a, const int8_t *b, int8_t *out_a, int8_t *out_b,
-                         uint32_t *packed)
+/* Scratch layout shared by both ops:
+ * [packed: 4 * depth][column a: depth][column b: depth][accumulators: 2 * rows int32]. */
+static uint32_t *packed_area(int8_t *scratch) { return (uint32_t *)(void *)scratch; }
+
+static int32_t *accumulator_area(const td_gemm_params *g, int8_t *scratch)
 {
-    pack_columns(a, b, g->depth, packed);
-    if (b && g->fast) {
-        gemm_two(g, packed, out_a, out_b, 1);
-    } else if (b) {
-        gemm_two(g, packed, out_a, out_b, 0);
-    } else if (g->fast) {
-        gemm_one(g, packed, out_a, 1);
-    } else {
-        gemm_one(g, packed, out_a, 0);
-    }
+    return (int32_t *)(void *)(scratch + 6 * g->depth);
 }
 
-/* Scratch layout shared by both ops: [packed: 4 * depth][column a: depth][column b: depth]. */
-static uint32_t *packed_area(int8_t *scratch) { return (uint32_t *)(void *)scratch; }
+/* Columns a (and b, when not NULL) of `depth` int8 values through the scratch buffer. */
+static void gemm_columns(const td_gemm_params *g, const int8_t *a, const int8_t *b, int8_t *out_a, int8_t *out_b,
+                         int8_t *scratch)
+{
+    uint32_t *packed = packed_area(scratch);
+    int32_t *acc = accumulator_area(g, scratch);
+    const td_output_stage o = output_stage_of(g);
+    const int32_t columns = b ? 2 : 1, distance = (int32_t)(out_b - out_a);
+    pack_columns(a, b, g->depth, packed);
+    if (b) {
+        accumulate_two(g, packed, acc);
+    } else {
+        accumulate_one(g, packed, acc);
+    }
+    if (g->fast && columns == 2) {
+        td_requantize_channels(&o, acc, g->rows, 2, out_a, distance, 1);
+    } else if (g->fast) {
+        td_requantize_channels(&o, acc, g->rows, 1, out_a, distance, 1);
+    } else {
+        td_requantize_channels(&o, acc, g->rows, columns, out_a, distance, 0);
+    }
+}
 
 void td_fully_connected_s8(const td_fully_connected_params *p, const int8_t *in, int8_t *out, int8_t *scratch)
 {
@@ -240,7 +239,7 @@ void td_fully_connected_s8(const td_fully_connected_params *p, const int8_t *in,
             }
             x[i] = col[i];
         }
-        gemm_columns(&p->gemm, x[0], two ? x[1] : 0, out + b * rows, out + (b + 1) * rows, packed_area(scratch));
+        gemm_columns(&p->gemm, x[0], two ? x[1] : 0, out + b * rows, out + (b + 1) * rows, scratch);
     }
 }
 
@@ -312,7 +311,7 @@ void td_conv_gemm_s8(const td_conv_gemm_params *p, const int8_t *in, int8_t *out
                     x[j] = col[j];
                 }
             }
-            gemm_columns(&p->gemm, x[0], two ? x[1] : 0, out, out + w->out_c, packed_area(scratch));
+            gemm_columns(&p->gemm, x[0], two ? x[1] : 0, out, out + w->out_c, scratch);
             out += (1 + two) * w->out_c;
         }
     }

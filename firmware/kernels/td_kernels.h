@@ -28,8 +28,8 @@ typedef struct {
     const int32_t *requant;       /* [multiplier, shift] pairs */
 } td_gemm_params;
 
-/* FULLY_CONNECTED: `batches` rows of `in_depth` int8 values. `scratch`:
- * 6 * gemm.depth bytes, 4-byte aligned (two rows unpacked and padded). */
+/* FULLY_CONNECTED: `batches` rows of `in_depth` int8 values. `scratch`
+ * (more than one row): 6 * gemm.depth + 8 * gemm.rows bytes, 4-byte aligned. */
 typedef struct {
     int32_t batches;
     int32_t in_depth;
@@ -86,9 +86,9 @@ void td_depthwise_conv_s8(const td_conv_params *p, const int8_t *in, int8_t *out
 void td_depthwise_conv_packed_s8(const td_conv_params *p, const int8_t *in, int8_t *out);
 
 /* CONV_2D without groups as a matrix product over pairs of output pixels:
- * each pixel's window is gathered into `scratch` (6 * gemm.depth bytes,
- * 4-byte aligned), padding taps set to the input zero point `pad_value`
- * (1x1 windows are read in place). */
+ * each pixel's window is gathered into `scratch` (6 * gemm.depth + 8 *
+ * gemm.rows bytes, 4-byte aligned), padding taps set to the input zero point
+ * `pad_value` (1x1 windows are read in place). */
 typedef struct {
     td_window win;
     int32_t pad_value;
