@@ -57,7 +57,8 @@ static inline int32_t td_requantize(int32_t x, int32_t multiplier, int32_t shift
 
 static inline int32_t td_clamp(int32_t x, int32_t lo, int32_t hi)
 {
-    return x < lo ? lo : (x > hi ? hi : x);
+    x = x < lo ? lo : x;               /* two conditional moves, no branch */
+    return x > hi ? hi : x;
 }
 
 /* gemmlowp's transcendental functions on raw 32-bit fixed-point values.
