@@ -13,7 +13,8 @@ from pathlib import Path
 
 from . import graph as graph_mod
 from .errors import TinyDeployError
-from .pipeline import Firmware, build_firmware, run_firmware
+from .pipeline import build_for_emulation, run_firmware
+from .report import summary
 
 TFLM_FIGURES = Path(__file__).with_name("tflm_figures.json")
 REGRESSION_TOLERANCE = 0.02
@@ -32,33 +33,27 @@ def _work_dir(model: Path, board: str, profile: bool) -> Path:
     return Path("build") / "bench" / f"{model.stem}-{board}{'-profile' if profile else ''}"
 
 
-def _verified_run(fw: Firmware) -> list[int]:
+def bench_one(model: Path, board: str, per_layer: bool = False) -> BenchResult:
+    """Build and run ``model`` on ``board`` (a real board: on its emulated proxy, timed at its own clock);
+    with ``per_layer`` a second, profiling build times each operator."""
+    fw = build_for_emulation(model, board, _work_dir(model, board, False), vectors=1, testset=False)
     result = run_firmware(fw)
     if result.mismatches:
         raise TinyDeployError(f"{fw.model.graph.path}: {len(result.mismatches)} output values differ from the "
                               f"TFLite Micro reference on {fw.board.name}; fix that before benchmarking")
-    if not result.instructions:
-        raise TinyDeployError(f"{fw.board.name} gives no instruction count; benchmark on an emulated board")
-    return result.instructions
-
-
-def bench_one(model: Path, board: str, per_layer: bool = False) -> BenchResult:
-    """Build and run ``model`` on ``board``; with ``per_layer`` a second, profiling build times each operator."""
-    fw = build_firmware(model, board, _work_dir(model, board, False), vectors=1, testset=False)
-    instructions = _verified_run(fw)[0]
-    macs = fw.model.macs
+    s = summary(fw, result)
     figures = {
-        "instructions": instructions, "macs": macs,
-        "instructions_per_mac": instructions / macs if macs else None,
-        "arena_bytes": fw.model.plan.arena_size, "reference_arena_bytes": fw.reference_arena,
-        "code_bytes": fw.code_bytes, "weight_bytes": fw.model.weight_bytes, "flash_bytes": fw.size.flash - fw.vector_bytes,
-        "ram_bytes": fw.size.ram, "clock_hz": fw.board.clock_hz,
-        "estimated_ms": 1000.0 * instructions / fw.board.clock_hz,
+        "instructions": result.instructions[0], "macs": s["macs"], "instructions_per_mac": s["instructions_per_mac"],
+        "arena_bytes": s["arena_bytes"], "reference_arena_bytes": s["reference_arena_bytes"],
+        "code_bytes": s["code_bytes"], "weight_bytes": s["weight_bytes"], "flash_bytes": s["flash_bytes"] - fw.vector_bytes,
+        "ram_bytes": s["ram_bytes"], "clock_hz": s["clock_hz"], "estimated_ms": s["estimated_ms_at_clock"],
+        "ran_on": fw.board.name,
         "count_note": "exact emulated instruction count (QEMU -icount), not cycles; ms assume 1 instruction/cycle",
     }
     layers = None
     if per_layer:
-        profiled = build_firmware(model, board, _work_dir(model, board, True), vectors=1, profile=True, testset=False)
+        profiled = build_for_emulation(model, board, _work_dir(model, board, True), vectors=1, profile=True,
+                                       testset=False)
         result = run_firmware(profiled)
         per_op = result.layer_instructions or []
         total = sum(per_op) or 1

@@ -176,9 +176,8 @@ def status_here(board: Board) -> str:
     if board.emulated:
         missing = board.missing_tools()
         return "build + run" if not missing else "missing " + ", ".join(m.split(" ")[0] for m in missing)
-    from .build import user_platformio_core
-    platform = board.platformio["platform"]
-    if (user_platformio_core() / "platforms" / platform).is_dir():
+    from .build import platform_installed          # build imports this module
+    if platform_installed(board):
         return "build + flash"
     proxy = f"; run via {board.proxy}" if board.proxy else ""
-    return f"render only (no '{platform}' platform){proxy}"
+    return f"render only (no '{board.platformio['platform']}' platform){proxy}"

@@ -72,11 +72,20 @@ def user_platformio_core() -> Path:
     return Path(os.environ.get("PLATFORMIO_CORE_DIR", Path.home() / ".platformio"))
 
 
+def _user_platformio_env() -> dict[str, str]:
+    return dict(os.environ, PLATFORMIO_SETTING_ENABLE_TELEMETRY="no")
+
+
+def platform_installed(board: Board) -> bool:
+    """True when the user's PlatformIO has the real board's platform (and so its toolchain)."""
+    return (user_platformio_core() / "platforms" / board.platformio["platform"]).is_dir()
+
+
 def check_real_board_platform(project: Path, board: Board) -> None:
     """Stop with one line when the board's PlatformIO platform is not installed (it can't be downloaded here)."""
-    platform = board.platformio["platform"]
-    if (user_platformio_core() / "platforms" / platform).is_dir():
+    if platform_installed(board):
         return
+    platform = board.platformio["platform"]
     toolchain = board.platformio.get("toolchain", "its toolchain")
     raise TinyDeployError(
         f"{board.name}: PlatformIO's '{platform}' platform ({toolchain}, {board.core}) is not installed in "
@@ -92,12 +101,11 @@ def build_project(project: Path, board: Board, timeout: float = 600) -> Path:
     if board.emulated:
         missing = [tool for tool in board.missing_tools() if "gcc" in tool]
         if missing:
-            raise TinyDeployError(f"{missing[0].split(' ')[0]} not found; install it {missing[0].split(' ', 1)[1]} "
-                                  "or run `tinydeploy doctor`")
+            raise TinyDeployError(f"not installed: {missing[0]}; or run `tinydeploy doctor`")
         env = platformio_env()
     else:
         check_real_board_platform(project, board)
-        env = dict(os.environ, PLATFORMIO_SETTING_ENABLE_TELEMETRY="no")
+        env = _user_platformio_env()
     try:
         proc = subprocess.run([*_pio_command(), "run", "-d", str(project)], env=env,
                               capture_output=True, text=True, timeout=timeout)
@@ -113,16 +121,14 @@ def build_project(project: Path, board: Board, timeout: float = 600) -> Path:
         errors = [line for line in log.splitlines() if "error" in line.lower()]
         detail = errors[0].strip() if errors else log.strip().splitlines()[-1] if log.strip() else "no output"
         raise TinyDeployError(f"{project}: PlatformIO build failed: {detail} (full log: {project / 'build.log'})")
-    return project / ".pio" / "build" / board.name / "firmware.elf" if board.emulated else \
-        next((project / ".pio" / "build" / board.name).glob("firmware.elf"), project / "firmware.elf")
+    return project / ".pio" / "build" / board.name / "firmware.elf"
 
 
 def upload_project(project: Path, port: str | None = None, timeout: float = 600) -> None:
     """`pio run -t upload` with the user's PlatformIO (the project must have built)."""
     cmd = [*_pio_command(), "run", "-d", str(project), "-t", "upload"] + (["--upload-port", port] if port else [])
     try:
-        proc = subprocess.run(cmd, env=dict(os.environ, PLATFORMIO_SETTING_ENABLE_TELEMETRY="no"),
-                              capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(cmd, env=_user_platformio_env(), capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         raise TinyDeployError(f"{project}: the upload did not finish within {timeout:.0f} s; is the board connected?")
     atomic_write(project / "upload.log", proc.stdout + proc.stderr)

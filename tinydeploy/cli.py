@@ -122,6 +122,7 @@ def run(model: Path = typer.Argument(..., help="int8 .tflite model"),
     A real board without --port runs on its emulated proxy (same core); the time is then
     estimated at the real board's clock."""
     from . import boards as boards_mod
+    from .build import platform_installed
     from .paths import atomic_write
     from .pipeline import build_firmware, build_for_emulation, run_firmware
     from .report import run_table, summary
@@ -129,7 +130,7 @@ def run(model: Path = typer.Argument(..., help="int8 .tflite model"),
         raise TinyDeployError(f"unknown emulator '{emulator}'; use qemu or renode")
     target = boards_mod.get(board)
     if port and not target.emulated:        # flashed earlier: render for its manifest and vectors, build if we can
-        fw = build_firmware(model, target.name, output, vectors, build=_can_build(target))
+        fw = build_firmware(model, target.name, output, vectors, build=platform_installed(target))
     elif port:
         fw = build_firmware(model, target.name, output, vectors)
     else:
@@ -144,14 +145,9 @@ def run(model: Path = typer.Argument(..., help="int8 .tflite model"),
         raise TinyDeployError(f"{len(result.mismatches)} output values differ from the TFLite Micro reference", exit_code=1)
 
 
-def _can_build(board) -> bool:
-    from .build import user_platformio_core
-    return (user_platformio_core() / "platforms" / board.platformio["platform"]).is_dir()
-
-
 @command
 def bench(models: list[Path] = typer.Argument(..., help="int8 .tflite models"),
-          board: list[str] = typer.Option([DEFAULT_BOARD], "--board", help="emulated board(s); repeat the option"),
+          board: list[str] = typer.Option([DEFAULT_BOARD], "--board", help="board(s), repeat the option; a real board runs on its emulated proxy"),
           per_layer: bool = typer.Option(False, "--per-layer", help="also time every operator (a second build)"),
           json_out: Optional[Path] = typer.Option(None, "--json", help="write the figures as JSON"),
           baseline: Optional[Path] = typer.Option(None, "--baseline",

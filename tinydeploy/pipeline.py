@@ -68,11 +68,15 @@ def build_for_emulation(model_path: str | Path, board_name: str, out_dir: Path |
     with the same core (then the counts are scaled to the real board's clock)."""
     board = boards.get(board_name)
     target = boards.emulation_target(board)
-    if out_dir is None and target is not board:
+    if target is board:
+        return build_firmware(model_path, board.name, out_dir, vectors, **options)
+    if out_dir is None:
         out_dir = default_project_dir(Path(model_path), f"{board.name}-via-{target.name}")
-    fw = build_firmware(model_path, target.name, out_dir, vectors, **options)
-    if target is not board:
-        fw.stands_in_for = board
+    try:
+        fw = build_firmware(model_path, target.name, out_dir, vectors, **options)
+    except TinyDeployError as exc:
+        raise TinyDeployError(f"{board.name} runs here as its emulated proxy {target.name}: {exc}", exc.exit_code)
+    fw.stands_in_for = board
     return fw
 
 
