@@ -68,3 +68,31 @@ def test_planner_never_overlaps_live_tensors(tmp_path):
                 assert a.offset + a.size <= c.offset or c.offset + c.size <= a.offset
     # liveness lets a chain of layers reuse two slots instead of one per layer
     assert model.plan.arena_size < sum(buf.size for buf in bufs)
+
+
+def _smmulr(a: int, b: int) -> int:
+    return (a * b + (1 << 31)) >> 32
+
+
+def _wrap32(v: int) -> int:
+    return (v + (1 << 31)) % (1 << 32) - (1 << 31)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_fast_rescale_records_equal_tflite_rounding(seed):
+    """td_rescale_fast's arithmetic (int32, as the C does it) against TFLite's MultiplyByQuantizedMultiplier
+    plus the output offset, for multipliers above and below one, at and inside the proven bounds."""
+    from tinydeploy.lower import rescale_records
+    from tinydeploy.quant import multiply_by_quantized_multiplier, quantize_multiplier
+    rng = np.random.default_rng(seed)
+    reals = np.exp(rng.uniform(np.log(1e-6), np.log(8.0), 60))
+    mults, shifts = zip(*(quantize_multiplier(float(r)) for r in reals))
+    bounds = rng.integers(1, 1 << 22, len(reals))
+    offset = int(rng.integers(-128, 128))
+    records, fast = rescale_records(list(mults), list(shifts), offset, bounds)
+    assert fast
+    for (m, left, right, round_), mult, shift, bound in zip(records.tolist(), mults, shifts, bounds):
+        for acc in {0, 1, -1, int(bound), -int(bound), *rng.integers(-bound, bound + 1, 200).tolist()}:
+            hi = _smmulr(_wrap32(acc << left), m)
+            got = _wrap32(round_ + 2 * hi - (1 if hi < 0 else 0)) >> right
+            assert got == multiply_by_quantized_multiplier(acc, mult, shift) + offset, (acc, mult, shift)

@@ -33,7 +33,7 @@ class ModelBuilder:
         t.buffer = 0
         if data is not None:
             buf = s.BufferT()
-            buf.data = np.frombuffer(np.ascontiguousarray(data, dtype=dtype).tobytes(), dtype=np.uint8)
+            buf.data = np.frombuffer(np.ascontiguousarray(data, dtype=dtype).tobytes(), dtype=np.uint8).copy()
             self.buffers.append(buf)
             t.buffer = len(self.buffers) - 1
         if scale is not None:
@@ -46,6 +46,12 @@ class ModelBuilder:
             t.quantization = q
         self.tensors.append(t)
         return len(self.tensors) - 1
+
+    def buffer_array(self, index: int) -> np.ndarray:
+        """The constant data of tensor `index` as a writable array of its type and shape."""
+        t = self.tensors[index]
+        dtype = next(k for k, v in _TYPES.items() if v == t.type)
+        return self.buffers[t.buffer].data.view(dtype).reshape(t.shape)
 
     def operator(self, builtin: int, inputs, outputs, options_type=0, options=None) -> None:
         if builtin not in self.opcodes:

@@ -65,7 +65,13 @@ def compile_model(path: str | Path) -> CompiledModel:
 
 
 def c_values(values: np.ndarray, per_line: int = 16) -> str:
-    items = [str(int(v)) for v in np.asarray(values).reshape(-1)]
+    """A C array body: integers, or for a 2-D array one braced struct initializer per row."""
+    values = np.asarray(values)
+    if values.ndim == 2:
+        items = ["{" + ", ".join(str(int(v)) for v in row) + "}" for row in values]
+        per_line = max(1, per_line // values.shape[1])
+    else:
+        items = [str(int(v)) for v in values.reshape(-1)]
     if len(items) == 0:
         items = ["0"]
     return "\n".join("    " + ", ".join(items[i:i + per_line]) + "," for i in range(0, len(items), per_line))
@@ -119,7 +125,7 @@ def _operand(model: CompiledModel, step: Step, operand: int | str) -> str:
 
 def _step_context(model: CompiledModel, step: Step) -> dict:
     prefix = f"op{step.op_index}_"
-    arrays = [dict(field=f, ctype=ctype, count=max(1, a.size), body=c_values(a)) for f, (ctype, a) in step.arrays.items()]
+    arrays = [dict(field=f, ctype=ctype, count=max(1, len(a) if a.ndim == 2 else a.size), body=c_values(a)) for f, (ctype, a) in step.arrays.items()]
     pointer_lists = [dict(field=f, body=", ".join(_arena_address(model, t) for t in tensors))
                      for f, tensors in step.pointer_lists.items()]
     fields = [(f, c_initializer(v, prefix)) for f, v in step.scalars.items()] if step.params_type else []

@@ -113,7 +113,6 @@ def _bias(graph: Graph, op: Operator, channels: int) -> np.ndarray:
 
 
 GEMM_ROWS = 4                    # rows interleaved per block, as td_gemm.c reads them
-FAST_REQUANT_LIMIT = 1 << 30     # |acc| below this makes the short rounding exact
 
 
 def gemm_weight_layout(w: np.ndarray) -> np.ndarray:
@@ -128,15 +127,48 @@ def gemm_weight_layout(w: np.ndarray) -> np.ndarray:
     return np.concatenate([head.reshape(-1), padded[blocked:].reshape(-1)])
 
 
-def _requant_pairs(mults: list[int], shifts: list[int]) -> np.ndarray:
-    """Per-channel [multiplier, shift] pairs, interleaved so a kernel loads both at once."""
-    return np.stack([np.asarray(mults, np.int64), np.asarray(shifts, np.int64)], axis=1).reshape(-1).astype(np.int32)
+INT32_LIMIT = 1 << 31
 
 
-def _short_requantization(bias: np.ndarray, max_products: np.ndarray, shifts: list[int]) -> bool:
-    """True when td_requantize_short is exact for every accumulator: all shifts negative and
-    |bias| plus the largest possible sum of products below 2^30."""
-    return max(shifts) < 0 and int(np.max(np.abs(bias) + max_products)) < FAST_REQUANT_LIMIT
+def _channel_bounds(per_row: np.ndarray, channels: int) -> np.ndarray:
+    """Accumulator bounds per requantization channel: per row, or their maximum for one per-tensor scale."""
+    return per_row if channels == len(per_row) else np.full(channels, per_row.max())
+
+
+def rescale_records(mults: list[int], shifts: list[int], output_offset: int, acc_bound: np.ndarray,
+                    constant_acc: dict[int, int] | None = None) -> tuple[np.ndarray, bool]:
+    """Per-channel td_rescale records [multiplier, left, right, round] and whether td_rescale_fast is
+    exact for every accumulator |acc| <= acc_bound[channel].
+
+    With L = max(shift, 0) and R = max(-shift, 0): left = L + 1, right = R + 1 and round = 2^R +
+    (output_offset << right). td_rescale_fast takes hi = SMMULR(acc << left, multiplier) (TFLite's
+    rounding doubling high multiply of acc * 2^L) and (round + 2 hi - [hi < 0]) >> right, which is its
+    rounding division by 2^R, ties away from zero, plus the output offset, as long as nothing overflows.
+    For the fast path, a channel whose result is provably 0, or whose accumulator is a known constant
+    (`constant_acc`: all its weights are 0), gets multiplier 0 and its result folded into `round`.
+    The exact kernel path reads multiplier and left - right (= shift) only."""
+    exact, fast_records, fast = [], [], True
+    for channel, (m, shift, bound) in enumerate(zip(mults, shifts, (int(b) for b in acc_bound))):
+        left, right = max(shift, 0), max(-shift, 0)
+        exact.append([m, left + 1, right + 1, 0])
+        hi = ((bound << left) * m >> 31) + 1                    # |rounding doubling high multiply| bound
+        if constant_acc and channel in constant_acc:
+            value = quant.multiply_by_quantized_multiplier(constant_acc[channel], m, shift) + output_offset
+            fast_records.append([0, 1, 1, 1 + 2 * value])
+            continue
+        if right >= 1 and hi < 1 << (right - 1):                # always rounds to 0
+            m, left, right, hi = 0, 0, 0, 0
+        round_ = (1 << right) + (output_offset << (right + 1))
+        fast &= (bound << (left + 1)) < INT32_LIMIT and 2 * hi + abs(round_) + 1 < INT32_LIMIT and right < 31
+        fast_records.append([m, left + 1, right + 1, round_])
+    return np.asarray(fast_records if fast else exact, np.int64).astype(np.int32), fast
+
+
+def _constant_channels(weights: np.ndarray, bias: np.ndarray, channels: int) -> dict[int, int]:
+    """Channels (per-channel quantization only) whose weights are all 0: their accumulator is the bias."""
+    if channels != len(bias):
+        return {}
+    return {int(c): int(bias[c]) for c in np.flatnonzero(~weights.any(axis=1))}
 
 
 def _gemm(x: Tensor, w: Tensor, y: Tensor, w2d: np.ndarray, bias: np.ndarray, act: tuple[int, int]):
@@ -145,12 +177,13 @@ def _gemm(x: Tensor, w: Tensor, y: Tensor, w2d: np.ndarray, bias: np.ndarray, ac
     wide = w2d.astype(np.int64)
     folded = bias - _zp(x) * wide.sum(axis=1)
     mults, shifts = quant.conv_multipliers(x.scale[0], w.scale, y.scale[0])
-    fast = _short_requantization(folded, 128 * np.abs(wide).sum(axis=1), shifts)
-    params = dict(depth=-(-w2d.shape[1] // 4) * 4, rows=rows, output_offset=_zp(y), act_min=act[0], act_max=act[1],
+    rescale, fast = rescale_records(mults, shifts, _zp(y), _channel_bounds(
+        np.abs(folded) + 128 * np.abs(wide).sum(axis=1), len(mults)), _constant_channels(wide, folded, len(mults)))
+    params = dict(depth=-(-w2d.shape[1] // 4) * 4, rows=rows, act_min=act[0], act_max=act[1],
                   per_channel=int(len(mults) > 1), fast=int(fast), weights=ArrayRef("weights"),
-                  bias=ArrayRef("bias"), requant=ArrayRef("requant"))
-    arrays = dict(weights=("int8_t", gemm_weight_layout(w2d)), bias=("int32_t", _as_int32(folded)),
-                  requant=("int32_t", _requant_pairs(mults, shifts)))
+                  bias=ArrayRef("bias"), rescale=ArrayRef("rescale"), output_offset=_zp(y))
+    arrays = dict(weights=("uint32_t", gemm_weight_layout(w2d).view("<u4")), bias=("int32_t", _as_int32(folded)),
+                  rescale=("td_rescale", rescale))
     return params, arrays
 
 
@@ -244,15 +277,52 @@ def _conv(graph: Graph, op: Operator) -> Step:
         mults, shifts = mults * out_c, shifts * out_c
     bias = _bias(graph, op, out_c)
     per_channel_weights = (w.data.reshape(-1, out_c).T if depthwise else w.data.reshape(out_c, -1)).astype(np.int64)
-    fast = _short_requantization(bias, 255 * np.abs(per_channel_weights).sum(axis=1), shifts)
-    packed = depthwise and group_in_c == 1 and win["in_c"] >= 4
-    kernel = "td_depthwise_conv_packed_s8" if packed else ("td_depthwise_conv_s8" if depthwise else "td_conv_s8")
-    return Step(op.index, op.op, kernel, "td_conv_params", [x.index], [y.index],
-                scalars=dict(win=win, input_offset=-_zp(x), output_offset=_zp(y), act_min=act_min,
-                             act_max=act_max, group_in_c=group_in_c, fast=int(fast)),
+    rescale, fast = rescale_records(mults, shifts, _zp(y), np.abs(bias) + 255 * np.abs(per_channel_weights).sum(axis=1),
+                                    _constant_channels(per_channel_weights, bias, out_c))
+    scalars = dict(win=win, input_offset=-_zp(x), output_offset=_zp(y), act_min=act_min, act_max=act_max)
+    if depthwise and group_in_c == 1 and fh <= DEPTHWISE_MAX_FILTER_H:
+        return _depthwise_rows(op, scalars, fast, per_channel_weights, bias, rescale, op_macs(graph, op))
+    return Step(op.index, op.op, "td_depthwise_conv_s8" if depthwise else "td_conv_s8", "td_conv_params",
+                [x.index], [y.index], scalars=dict(scalars, group_in_c=group_in_c),
                 arrays=dict(weights=("int8_t", w.data.reshape(-1).astype(np.int8)),
-                            bias=("int32_t", _as_int32(bias)), requant=("int32_t", _requant_pairs(mults, shifts))),
+                            bias=("int32_t", _as_int32(bias)), rescale=("td_rescale", rescale)),
                 macs=op_macs(graph, op))
+
+
+DEPTHWISE_MAX_FILTER_H = 16      # TD_DEPTHWISE_MAX_FILTER_H in td_kernels.h
+
+
+def depthwise_weight_layout(per_channel: np.ndarray) -> np.ndarray:
+    """[channels, taps] int8 -> td_depthwise.c's words: channels padded to a multiple of 4 with zeros,
+    per group of four and tap the int16 pairs (c0, c2), (c1, c3) (low half first)."""
+    channels, taps = per_channel.shape
+    groups = -(-channels // 4)
+    padded = np.zeros((groups * 4, taps), np.int64)
+    padded[:channels] = per_channel
+    quads = padded.reshape(groups, 4, taps).transpose(0, 2, 1)          # [group][tap][c0..c3]
+    low, high = quads[..., [0, 1]], quads[..., [2, 3]]                   # (c0, c2) and (c1, c3)
+    return ((low & 0xFFFF) | ((high & 0xFFFF) << 16)).astype(np.uint32).reshape(-1)
+
+
+def depthwise_ring_bytes(win: dict) -> int:
+    """td_depthwise.c's scratch: (filter_h - 1) * dilation_h + 1 unpacked rows of every padded column."""
+    span = (win["out_w"] - 1) * win["stride_w"] + (win["filter_w"] - 1) * win["dilation_w"] + 1
+    ring_rows = (win["filter_h"] - 1) * win["dilation_h"] + 1
+    return ring_rows * span * -(-win["in_c"] // 4) * 8
+
+
+def _depthwise_rows(op: Operator, scalars: dict, fast: bool, per_channel: np.ndarray, bias: np.ndarray,
+                    rescale: np.ndarray, macs: int) -> Step:
+    """DEPTHWISE_CONV_2D with depth multiplier 1: td_depthwise.c's ring of unpacked rows."""
+    pad = -per_channel.shape[0] % 4
+    unused = np.tile(np.asarray([[0, 1, 1, 0]], np.int32), (pad, 1))     # padding channels: never stored
+    return Step(op.index, op.op, "td_depthwise_conv_s8_m1", "td_depthwise_params", op.inputs[:1], op.outputs[:1],
+                scalars=dict(scalars, fast=int(fast)),
+                arrays=dict(weights=("uint32_t", depthwise_weight_layout(per_channel)),
+                            bias=("int32_t", _as_int32(np.concatenate([bias, np.zeros(pad, np.int64)]))),
+                            rescale=("td_rescale", np.concatenate([rescale, unused]))),
+                operands=[op.inputs[0], op.outputs[0], "scratch"], scratch_bytes=depthwise_ring_bytes(scalars["win"]),
+                macs=macs)
 
 
 def _pool(graph: Graph, op: Operator) -> Step:

@@ -32,6 +32,21 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
     return q, shift
 
 
+def multiply_by_quantized_multiplier(x: int, multiplier: int, shift: int) -> int:
+    """TFLite's MultiplyByQuantizedMultiplier on int32 x: x * multiplier * 2**(shift - 31) with its
+    double rounding (rounding doubling high multiply, then rounding shift, halves away from zero)."""
+    left, right = max(shift, 0), max(-shift, 0)
+    a = ((x << left) + (1 << 31)) % (1 << 32) - (1 << 31)          # int32 wrap, as the C shift does
+    if a == multiplier == -(1 << 31):
+        high = (1 << 31) - 1
+    else:
+        high = (a * multiplier + (1 << 30)) >> 31
+    if right == 0:
+        return high
+    remainder, threshold = high & ((1 << right) - 1), ((1 << right) - 1) >> 1
+    return (high >> right) + (remainder > threshold + (1 if high < 0 else 0))
+
+
 def conv_multipliers(input_scale: np.float32, filter_scales: np.ndarray,
                      output_scale: np.float32) -> tuple[list[int], list[int]]:
     """Per-channel (or single) output multipliers for FC/conv layers."""

@@ -21,16 +21,14 @@
 
 static inline td_output_stage output_stage_of(const td_gemm_params *g)
 {
-    const td_output_stage o = {g->requant, g->per_channel ? 2 : 0, g->output_offset, g->act_min, g->act_max};
+    const td_output_stage o = {g->rescale, g->per_channel ? 1 : 0, g->output_offset, g->act_min, g->act_max};
     return o;
 }
 
 /* Requantize one accumulator (the single-row FULLY_CONNECTED path). */
-static inline int8_t requantize(const td_output_stage *o, int32_t acc, int32_t row, int fast)
+static TD_ALWAYS_INLINE int8_t requantize(const td_output_stage *o, int32_t acc, int32_t row, int mode)
 {
-    const int32_t *rq = o->requant + row * o->step;
-    const int32_t v = fast ? td_requantize_short(acc, rq[0], rq[1]) : td_requantize(acc, rq[0], rq[1]);
-    return (int8_t)td_clamp(v + o->offset, o->lo, o->hi);
+    return td_output(o->rescale + row * o->step, acc, o->offset, o->lo, o->hi, mode);
 }
 
 /* Unpack `depth` int8 values (a multiple of 4) of one or two columns into
@@ -49,11 +47,10 @@ static void pack_columns(const int8_t *a, const int8_t *b, int32_t depth, uint32
     }
 }
 
-/* acc += one 4-value chunk of x (packed as xe, xo) times one row's chunk at w. */
-static inline int32_t chunk_dot(uint32_t xe, uint32_t xo, const int8_t *w, int32_t acc)
+/* acc += one 4-value chunk of x (unpacked as xe, xo) times one row's chunk w. */
+static inline int32_t chunk_dot(uint32_t xe, uint32_t xo, uint32_t w, int32_t acc)
 {
-    const uint32_t wv = td_load4(w);
-    return td_smlad(xo, td_sxtb16_odd(wv), td_smlad(xe, td_sxtb16(wv), acc));
+    return td_smlad(xo, td_sxtb16_odd(w), td_smlad(xe, td_sxtb16(w), acc));
 }
 
 /* Four rows' accumulators (kept in registers; -O2 does not unroll loops over an array). */
@@ -61,128 +58,169 @@ typedef struct {
     int32_t a0, a1, a2, a3;
 } acc4;
 
-static inline void chunk_x4(uint32_t xe, uint32_t xo, const int8_t *w, acc4 *acc)
+static TD_ALWAYS_INLINE void store4(const td_output_stage *o, const acc4 *acc, int32_t row, int8_t *out, int mode)
 {
-    acc->a0 = chunk_dot(xe, xo, w, acc->a0);
-    acc->a1 = chunk_dot(xe, xo, w + 4, acc->a1);
-    acc->a2 = chunk_dot(xe, xo, w + 8, acc->a2);
-    acc->a3 = chunk_dot(xe, xo, w + 12, acc->a3);
+    out[row] = requantize(o, acc->a0, row, mode);
+    out[row + 1] = requantize(o, acc->a1, row + 1, mode);
+    out[row + 2] = requantize(o, acc->a2, row + 2, mode);
+    out[row + 3] = requantize(o, acc->a3, row + 3, mode);
 }
 
-static inline void store4(const td_output_stage *o, const acc4 *acc, int32_t row, int8_t *out, int fast)
+/* Two rows (a, b) against two packed columns (0, 1): per chunk one word of each row's weights
+ * (8 bytes apart in a 4-row block: `stride` words between chunks) and x[0..3]. */
+static TD_ALWAYS_INLINE void rows2_columns2(const uint32_t *w, int32_t stride, const uint32_t *x, int32_t chunks,
+                                           int32_t *a0, int32_t *a1, int32_t *b0, int32_t *b1)
 {
-    out[row] = requantize(o, acc->a0, row, fast);
-    out[row + 1] = requantize(o, acc->a1, row + 1, fast);
-    out[row + 2] = requantize(o, acc->a2, row + 2, fast);
-    out[row + 3] = requantize(o, acc->a3, row + 3, fast);
+    int32_t ra0 = *a0, ra1 = *a1, rb0 = *b0, rb1 = *b1;
+    for (const uint32_t *end = x + 4 * chunks; x < end; x += 4, w += stride) {
+        const uint32_t wa = w[0], wb = w[1], x0 = x[0], x1 = x[1], x2 = x[2], x3 = x[3];
+        uint32_t u = td_sxtb16(wa);
+        ra0 = td_smlad(x0, u, ra0);
+        ra1 = td_smlad(x2, u, ra1);
+        u = td_sxtb16_odd(wa);
+        ra0 = td_smlad(x1, u, ra0);
+        ra1 = td_smlad(x3, u, ra1);
+        u = td_sxtb16(wb);
+        rb0 = td_smlad(x0, u, rb0);
+        rb1 = td_smlad(x2, u, rb1);
+        u = td_sxtb16_odd(wb);
+        rb0 = td_smlad(x1, u, rb0);
+        rb1 = td_smlad(x3, u, rb1);
+    }
+    *a0 = ra0, *a1 = ra1, *b0 = rb0, *b1 = rb1;
 }
 
 /* Accumulators of two packed columns against all rows, interleaved: acc[2 * row + column]. */
 static void accumulate_two(const td_gemm_params *g, const uint32_t *x, int32_t *acc)
 {
     const int32_t chunks = g->depth >> 2;
-    const int8_t *w = g->weights;
+    const uint32_t *w = g->weights;
     int32_t row = 0;
-    for (; row + 4 <= g->rows; row += 4, w += 16 * chunks) {
-        for (int32_t half = 0; half < 2; ++half) {          /* rows 0-1, then 2-3 of the block */
-            const int32_t r = row + 2 * half;
-            int32_t a0 = g->bias[r], a1 = g->bias[r + 1], b0 = a0, b1 = a1;
-            const int8_t *wp = w + 8 * half;
-            const uint32_t *xp = x;
-            for (int32_t n = chunks; n > 0; --n, wp += 16, xp += 4) {
-                const uint32_t w0 = td_load4(wp), w1 = td_load4(wp + 4);
-                uint32_t u = td_sxtb16(w0);
-                a0 = td_smlad(xp[0], u, a0);
-                b0 = td_smlad(xp[2], u, b0);
-                u = td_sxtb16_odd(w0);
-                a0 = td_smlad(xp[1], u, a0);
-                b0 = td_smlad(xp[3], u, b0);
-                u = td_sxtb16(w1);
-                a1 = td_smlad(xp[0], u, a1);
-                b1 = td_smlad(xp[2], u, b1);
-                u = td_sxtb16_odd(w1);
-                a1 = td_smlad(xp[1], u, a1);
-                b1 = td_smlad(xp[3], u, b1);
-            }
-            acc[2 * r] = a0, acc[2 * r + 1] = b0, acc[2 * r + 2] = a1, acc[2 * r + 3] = b1;
-        }
+    for (; row + 4 <= g->rows; row += 4, w += 4 * chunks, acc += 8) {
+        int32_t r0 = g->bias[row], r1 = g->bias[row + 1], r2 = g->bias[row + 2], r3 = g->bias[row + 3];
+        int32_t s0 = r0, s1 = r1, s2 = r2, s3 = r3;
+        rows2_columns2(w, 4, x, chunks, &r0, &s0, &r1, &s1);            /* rows 0-1 of the block */
+        rows2_columns2(w + 2, 4, x, chunks, &r2, &s2, &r3, &s3);        /* rows 2-3 */
+        acc[0] = r0, acc[1] = s0, acc[2] = r1, acc[3] = s1, acc[4] = r2, acc[5] = s2, acc[6] = r3, acc[7] = s3;
     }
-    for (; row < g->rows; ++row, w += 4 * chunks) {
+    for (; row < g->rows; ++row, w += chunks, acc += 2) {
         int32_t a = g->bias[row], b = a;
         const uint32_t *xp = x;
         for (int32_t n = 0; n < chunks; ++n, xp += 4) {
-            const uint32_t wv = td_load4(w + 4 * n);
-            const uint32_t ue = td_sxtb16(wv), uo = td_sxtb16_odd(wv);
+            const uint32_t ue = td_sxtb16(w[n]), uo = td_sxtb16_odd(w[n]);
             a = td_smlad(xp[1], uo, td_smlad(xp[0], ue, a));
             b = td_smlad(xp[3], uo, td_smlad(xp[2], ue, b));
         }
-        acc[2 * row] = a, acc[2 * row + 1] = b;
+        acc[0] = a, acc[1] = b;
     }
+}
+
+/* acc += one 4-row block's weights for `chunks` chunks of the int8 column x, read in place
+ * (any alignment). On DSP cores the loop is written in assembly: post-indexed loads and
+ * no spills, 21 instructions per 16 multiply-accumulates plus 2 per chunk for the loop. */
+static TD_NOINLINE void block4_bytes(const int8_t *x, const uint32_t *w, int32_t chunks, acc4 *acc)
+{
+    int32_t a0 = acc->a0, a1 = acc->a1, a2 = acc->a2, a3 = acc->a3;
+#if TD_DSP
+    if (chunks > 0) {
+        const uint32_t *end = w + 4 * chunks;
+        uint32_t xe, xo, w0, w1, t;
+        __asm__("1:\n\t"
+                "ldr     %[xe], [%[x]], #4\n\t"
+                "ldrd    %[w0], %[w1], [%[w]], #8\n\t"
+                "sxtb16  %[xo], %[xe], ror #8\n\t"
+                "sxtb16  %[xe], %[xe]\n\t"
+                "sxtb16  %[t], %[w0]\n\t"
+                "smlad   %[a0], %[xe], %[t], %[a0]\n\t"
+                "sxtb16  %[t], %[w0], ror #8\n\t"
+                "smlad   %[a0], %[xo], %[t], %[a0]\n\t"
+                "sxtb16  %[t], %[w1]\n\t"
+                "smlad   %[a1], %[xe], %[t], %[a1]\n\t"
+                "sxtb16  %[t], %[w1], ror #8\n\t"
+                "smlad   %[a1], %[xo], %[t], %[a1]\n\t"
+                "ldrd    %[w0], %[w1], [%[w]], #8\n\t"
+                "sxtb16  %[t], %[w0]\n\t"
+                "smlad   %[a2], %[xe], %[t], %[a2]\n\t"
+                "sxtb16  %[t], %[w0], ror #8\n\t"
+                "smlad   %[a2], %[xo], %[t], %[a2]\n\t"
+                "sxtb16  %[t], %[w1]\n\t"
+                "smlad   %[a3], %[xe], %[t], %[a3]\n\t"
+                "sxtb16  %[t], %[w1], ror #8\n\t"
+                "smlad   %[a3], %[xo], %[t], %[a3]\n\t"
+                "cmp     %[w], %[end]\n\t"
+                "bne     1b"
+                : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [x] "+r"(x), [w] "+r"(w),
+                  [xe] "=&r"(xe), [xo] "=&r"(xo), [w0] "=&r"(w0), [w1] "=&r"(w1), [t] "=&r"(t)
+                : [end] "r"(end)
+                : "cc", "memory");
+    }
+#else
+    for (const uint32_t *end = w + 4 * chunks; w < end; w += 4, x += 4) {
+        const uint32_t xv = td_load4(x), xe = td_sxtb16(xv), xo = td_sxtb16_odd(xv);
+        a0 = chunk_dot(xe, xo, w[0], a0);
+        a1 = chunk_dot(xe, xo, w[1], a1);
+        a2 = chunk_dot(xe, xo, w[2], a2);
+        a3 = chunk_dot(xe, xo, w[3], a3);
+    }
+#endif
+    acc->a0 = a0, acc->a1 = a1, acc->a2 = a2, acc->a3 = a3;
 }
 
 /* Accumulators of one packed column against all rows, four rows at a time. */
 static void accumulate_one(const td_gemm_params *g, const uint32_t *x, int32_t *acc)
 {
     const int32_t chunks = g->depth >> 2;
-    const int8_t *w = g->weights;
+    const uint32_t *w = g->weights;
     int32_t row = 0;
-    for (; row + 4 <= g->rows; row += 4) {
-        acc4 a = {g->bias[row], g->bias[row + 1], g->bias[row + 2], g->bias[row + 3]};
-        const uint32_t *xp = x;
-        for (int32_t n = chunks; n > 0; --n, w += 16, xp += 2) {
-            chunk_x4(xp[0], xp[1], w, &a);
-        }
-        acc[row] = a.a0, acc[row + 1] = a.a1, acc[row + 2] = a.a2, acc[row + 3] = a.a3;
-    }
-    for (; row < g->rows; ++row) {
-        int32_t a = g->bias[row];
+    for (; row + 4 <= g->rows; row += 4, acc += 4) {
+        int32_t a0 = g->bias[row], a1 = g->bias[row + 1], a2 = g->bias[row + 2], a3 = g->bias[row + 3];
         const uint32_t *xp = x;
         for (int32_t n = chunks; n > 0; --n, w += 4, xp += 2) {
-            a = chunk_dot(xp[0], xp[1], w, a);
+            a0 = chunk_dot(xp[0], xp[1], w[0], a0);
+            a1 = chunk_dot(xp[0], xp[1], w[1], a1);
+            a2 = chunk_dot(xp[0], xp[1], w[2], a2);
+            a3 = chunk_dot(xp[0], xp[1], w[3], a3);
         }
-        acc[row] = a;
+        acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3;
     }
-}
-
-/* The last 1-3 values of a column, zero-extended to a chunk. */
-static inline uint32_t load_tail(const int8_t *x, int32_t n)
-{
-    uint32_t v = 0;
-    for (int32_t i = 0; i < n; ++i) {
-        v |= (uint32_t)(uint8_t)x[i] << (8 * i);
+    for (; row < g->rows; ++row, ++acc) {
+        int32_t a = g->bias[row];
+        const uint32_t *xp = x;
+        for (int32_t n = chunks; n > 0; --n, ++w, xp += 2) {
+            a = chunk_dot(xp[0], xp[1], *w, a);
+        }
+        *acc = a;
     }
-    return v;
 }
 
 /* One int8 column of `length` values read in place (no scratch), four rows at a time. */
-static inline void gemm_bytes(const td_gemm_params *g, const int8_t *x, int32_t length, int8_t *out, int fast)
+static TD_ALWAYS_INLINE void gemm_bytes(const td_gemm_params *g, const int8_t *x, int32_t length, int8_t *out,
+                                        int mode)
 {
-    const int32_t full = length >> 2, tail = length & 3;
+    const int32_t full = length >> 2, tail = length & 3, chunks = full + (tail != 0);
     const td_output_stage o = output_stage_of(g);
-    const int8_t *w = g->weights;
+    const uint32_t *w = g->weights;
+    const uint32_t x_tail = td_load_tail(x + 4 * full, tail);
     int32_t row = 0;
-    for (; row + 4 <= g->rows; row += 4) {
+    for (; row + 4 <= g->rows; row += 4, w += 4 * chunks) {
         acc4 acc = {g->bias[row], g->bias[row + 1], g->bias[row + 2], g->bias[row + 3]};
-        const int8_t *xp = x;
-        for (int32_t n = full; n > 0; --n, w += 16, xp += 4) {
-            const uint32_t xv = td_load4(xp);
-            chunk_x4(td_sxtb16(xv), td_sxtb16_odd(xv), w, &acc);
-        }
+        block4_bytes(x, w, full, &acc);
         if (tail) {
-            const uint32_t xv = load_tail(xp, tail);
-            chunk_x4(td_sxtb16(xv), td_sxtb16_odd(xv), w, &acc);
-            w += 16;
+            const uint32_t xe = td_sxtb16(x_tail), xo = td_sxtb16_odd(x_tail), *wt = w + 4 * full;
+            acc.a0 = chunk_dot(xe, xo, wt[0], acc.a0);
+            acc.a1 = chunk_dot(xe, xo, wt[1], acc.a1);
+            acc.a2 = chunk_dot(xe, xo, wt[2], acc.a2);
+            acc.a3 = chunk_dot(xe, xo, wt[3], acc.a3);
         }
-        store4(&o, &acc, row, out, fast);
+        store4(&o, &acc, row, out, mode);
     }
-    for (; row < g->rows; ++row) {
+    for (; row < g->rows; ++row, w += chunks) {
         int32_t acc = g->bias[row];
-        const int8_t *xp = x;
-        for (int32_t n = 0; n < full + (tail != 0); ++n, w += 4, xp += 4) {
-            const uint32_t xv = n < full ? td_load4(xp) : load_tail(xp, tail);
-            acc = chunk_dot(td_sxtb16(xv), td_sxtb16_odd(xv), w, acc);
+        for (int32_t n = 0; n < chunks; ++n) {
+            const uint32_t xv = n < full ? td_load4(x + 4 * n) : x_tail;
+            acc = chunk_dot(td_sxtb16(xv), td_sxtb16_odd(xv), w[n], acc);
         }
-        out[row] = requantize(&o, acc, row, fast);
+        out[row] = requantize(&o, acc, row, mode);
     }
 }
 
@@ -209,12 +247,15 @@ static void gemm_columns(const td_gemm_params *g, const int8_t *a, const int8_t 
     } else {
         accumulate_one(g, packed, acc);
     }
-    if (g->fast && columns == 2) {
-        td_requantize_channels(&o, acc, g->rows, 2, out_a, distance, 1);
-    } else if (g->fast) {
-        td_requantize_channels(&o, acc, g->rows, 1, out_a, distance, 1);
+    const int mode = td_output_mode(g->fast, g->act_min, g->act_max);
+    if (mode == TD_OUTPUT_SATURATE && columns == 2) {
+        td_requantize_channels(&o, acc, g->rows, 2, out_a, distance, TD_OUTPUT_SATURATE);
+    } else if (mode == TD_OUTPUT_SATURATE) {
+        td_requantize_channels(&o, acc, g->rows, 1, out_a, distance, TD_OUTPUT_SATURATE);
+    } else if (mode == TD_OUTPUT_FAST) {
+        td_requantize_channels(&o, acc, g->rows, columns, out_a, distance, TD_OUTPUT_FAST);
     } else {
-        td_requantize_channels(&o, acc, g->rows, columns, out_a, distance, 0);
+        td_requantize_channels(&o, acc, g->rows, columns, out_a, distance, TD_OUTPUT_EXACT);
     }
 }
 
@@ -222,10 +263,13 @@ void td_fully_connected_s8(const td_fully_connected_params *p, const int8_t *in,
 {
     const int32_t depth = p->gemm.depth, rows = p->gemm.rows;
     if (p->batches == 1) {                                /* one row: read in place, no scratch */
-        if (p->gemm.fast) {
-            gemm_bytes(&p->gemm, in, p->in_depth, out, 1);
+        const int mode = td_output_mode(p->gemm.fast, p->gemm.act_min, p->gemm.act_max);
+        if (mode == TD_OUTPUT_SATURATE) {
+            gemm_bytes(&p->gemm, in, p->in_depth, out, TD_OUTPUT_SATURATE);
+        } else if (mode == TD_OUTPUT_FAST) {
+            gemm_bytes(&p->gemm, in, p->in_depth, out, TD_OUTPUT_FAST);
         } else {
-            gemm_bytes(&p->gemm, in, p->in_depth, out, 0);
+            gemm_bytes(&p->gemm, in, p->in_depth, out, TD_OUTPUT_EXACT);
         }
         return;
     }

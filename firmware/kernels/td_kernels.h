@@ -7,6 +7,7 @@
 #define TD_KERNELS_H
 
 #include <stdint.h>
+#include "td_fixedpoint.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -21,11 +22,11 @@ typedef struct {
     int32_t output_offset;
     int32_t act_min;
     int32_t act_max;
-    int32_t per_channel;          /* 1: `requant` has `rows` pairs, else one */
-    int32_t fast;                 /* 1: all shifts < 0 and |acc| < 2^30 (short exact rounding) */
-    const int8_t *weights;
+    int32_t per_channel;          /* 1: `rescale` has `rows` records, else one */
+    int32_t fast;                 /* 1: td_rescale_fast is exact for every accumulator */
+    const uint32_t *weights;      /* int8, four per word, in td_gemm.c's order */
     const int32_t *bias;
-    const int32_t *requant;       /* [multiplier, shift] pairs */
+    const td_rescale *rescale;
 } td_gemm_params;
 
 /* FULLY_CONNECTED: `batches` rows of `in_depth` int8 values. `scratch`
@@ -74,16 +75,30 @@ typedef struct {
     int32_t act_min;
     int32_t act_max;
     int32_t group_in_c;           /* conv: input channels per filter; depthwise: depth multiplier */
-    int32_t fast;                 /* 1: all shifts < 0 and |acc| < 2^30 (short exact rounding) */
     const int8_t *weights;        /* conv [out_c][fh][fw][group_in_c]; depthwise [fh][fw][out_c] */
     const int32_t *bias;          /* [out_c] */
-    const int32_t *requant;       /* [out_c][multiplier, shift] */
+    const td_rescale *rescale;    /* [out_c] */
 } td_conv_params;
 
 void td_conv_s8(const td_conv_params *p, const int8_t *in, int8_t *out);
 void td_depthwise_conv_s8(const td_conv_params *p, const int8_t *in, int8_t *out);
-/* DEPTHWISE_CONV_2D with depth multiplier 1, four channels per step. */
-void td_depthwise_conv_packed_s8(const td_conv_params *p, const int8_t *in, int8_t *out);
+/* DEPTHWISE_CONV_2D with depth multiplier 1 (td_depthwise.c): input rows
+ * unpacked once into a ring in `scratch`, four channels per step. Weights
+ * pre-unpacked by the code generator, channels padded to a multiple of 4. */
+#define TD_DEPTHWISE_MAX_FILTER_H 16
+typedef struct {
+    td_window win;
+    int32_t input_offset;         /* -input zero point */
+    int32_t output_offset;
+    int32_t act_min;
+    int32_t act_max;
+    int32_t fast;                 /* 1: td_rescale_fast is exact for every accumulator */
+    const uint32_t *weights;      /* [group][fh * fw][(c0, c2) (c1, c3) int16 pairs] */
+    const int32_t *bias;          /* [groups * 4] */
+    const td_rescale *rescale;    /* [groups * 4] */
+} td_depthwise_params;
+
+void td_depthwise_conv_s8_m1(const td_depthwise_params *p, const int8_t *in, int8_t *out, int8_t *scratch);
 
 /* CONV_2D without groups as a matrix product over pairs of output pixels:
  * each pixel's window is gathered into `scratch` (6 * gemm.depth + 8 *

@@ -1,6 +1,6 @@
-/* The output stage shared by the convolution kernels: requantize int32
- * accumulators to int8 with per-channel [multiplier, shift] pairs, add the
- * output offset, clamp to the fused activation's range. */
+/* The output stage shared by the convolution kernels: rescale int32
+ * accumulators to int8 with per-channel td_rescale records, add the output
+ * offset, clamp to the fused activation's range. */
 #ifndef TD_OUTPUT_H
 #define TD_OUTPUT_H
 
@@ -9,26 +9,45 @@
 #include "td_simd.h"
 
 typedef struct {
-    const int32_t *requant;       /* [multiplier, shift] pairs */
-    int32_t step;                 /* 2 per-channel, 0 per-tensor */
+    const td_rescale *rescale;
+    int32_t step;                 /* 1 per-channel, 0 per-tensor */
     int32_t offset, lo, hi;
 } td_output_stage;
 
-/* Requantize the accumulators of `columns` (1 or 2) pixels, stored interleaved
- * per channel, into out[ch] and out[distance + ch]: one pass with the stage in
- * registers, each channel's pair loaded once. `fast` (a compile-time constant
- * at each call) selects td_requantize_short, which the code generator proved exact. */
-static inline void td_requantize_channels(const td_output_stage *o, const int32_t *acc, int32_t channels,
-                                          int32_t columns, int8_t *out, int32_t distance, int fast)
+/* How a layer's outputs are computed, chosen once per call and passed down as
+ * a compile-time constant: td_rescale_exact, td_rescale_fast (proved exact by
+ * the code generator), or td_rescale_fast with a plain 8-bit saturation when
+ * the activation range is all of int8 (no fused clamp narrower than int8). */
+enum { TD_OUTPUT_EXACT, TD_OUTPUT_FAST, TD_OUTPUT_SATURATE };
+
+static inline int td_output_mode(int32_t fast, int32_t lo, int32_t hi)
 {
-    const int32_t *rq = o->requant, step = o->step, offset = o->offset, lo = o->lo, hi = o->hi;
-    for (const int8_t *end = out + channels; out < end; ++out, rq += step, acc += columns) {
-        const int32_t m = rq[0], shift = rq[1];
-        int32_t v = fast ? td_requantize_short(acc[0], m, shift) : td_requantize(acc[0], m, shift);
-        out[0] = (int8_t)td_clamp(v + offset, lo, hi);
+    return !fast ? TD_OUTPUT_EXACT : (lo == -128 && hi == 127 ? TD_OUTPUT_SATURATE : TD_OUTPUT_FAST);
+}
+
+/* One output value in `mode`. */
+static TD_ALWAYS_INLINE int8_t td_output(const td_rescale *r, int32_t acc, int32_t offset, int32_t lo, int32_t hi,
+                                         int mode)
+{
+    if (mode == TD_OUTPUT_SATURATE) {
+        return (int8_t)td_saturate8(td_rescale_fast(acc, r));
+    }
+    const int32_t v = mode == TD_OUTPUT_FAST ? td_rescale_fast(acc, r) : td_rescale_exact(acc, r) + offset;
+    return (int8_t)td_clamp(v, lo, hi);
+}
+
+/* Rescale the accumulators of `columns` (1 or 2) pixels, stored interleaved
+ * per channel, into out[ch] and out[distance + ch]: one pass with the stage in
+ * registers, each channel's record loaded once. */
+static TD_ALWAYS_INLINE void td_requantize_channels(const td_output_stage *o, const int32_t *acc, int32_t channels,
+                                                    int32_t columns, int8_t *out, int32_t distance, int mode)
+{
+    const td_rescale *r = o->rescale;
+    const int32_t step = o->step, offset = o->offset, lo = o->lo, hi = o->hi;
+    for (const int8_t *end = out + channels; out < end; ++out, r += step, acc += columns) {
+        out[0] = td_output(r, acc[0], offset, lo, hi, mode);
         if (columns == 2) {
-            v = fast ? td_requantize_short(acc[1], m, shift) : td_requantize(acc[1], m, shift);
-            out[distance] = (int8_t)td_clamp(v + offset, lo, hi);
+            out[distance] = td_output(r, acc[1], offset, lo, hi, mode);
         }
     }
 }

@@ -9,12 +9,44 @@
 
 #include <stdint.h>
 #include <string.h>
+#include "td_fixedpoint.h"
+#if defined(__ARM_FEATURE_SAT) && __ARM_FEATURE_SAT
+#include <arm_acle.h>
+#endif
+
+/* Inlined even where -O2 would not: kernels pass compile-time flags through it. */
+#if defined(__GNUC__)
+#define TD_ALWAYS_INLINE inline __attribute__((always_inline))
+#define TD_NOINLINE __attribute__((noinline))
+#else
+#define TD_ALWAYS_INLINE inline
+#define TD_NOINLINE
+#endif
+
+/* Pins four accumulators in registers at this point, so the compiler finishes one
+ * step of a multiply-accumulate chain before starting the next instead of
+ * interleaving long chains and running out of registers. */
+#if defined(__GNUC__)
+#define TD_STEP_BARRIER(a, b, c, d) __asm__("" : "+r"(a), "+r"(b), "+r"(c), "+r"(d))
+#else
+#define TD_STEP_BARRIER(a, b, c, d) ((void)0)
+#endif
 
 /* Four bytes from any address (LDR handles unaligned addresses on v7-M). */
 static inline uint32_t td_load4(const int8_t *p)
 {
     uint32_t v;
     memcpy(&v, p, 4);
+    return v;
+}
+
+/* The first n (0-3) bytes at p, zero-extended to a word. */
+static inline uint32_t td_load_tail(const int8_t *p, int32_t n)
+{
+    uint32_t v = 0;
+    for (int32_t i = 0; i < n; ++i) {
+        v |= (uint32_t)(uint8_t)p[i] << (8 * i);
+    }
     return v;
 }
 
@@ -87,15 +119,25 @@ static inline int32_t td_smmulr(int32_t a, int32_t b)
 }
 #endif
 
-/* TFLite's MultiplyByQuantizedMultiplier in three instructions and a shift,
- * exact when shift < 0 and |x| < 2^30 (the code generator proves both for
- * the layers it marks `fast`): then 2x fits, SMMULR(2x, m) equals the
- * rounding doubling high multiply, and adding 2^(r-1) cannot overflow. */
-static inline int32_t td_requantize_short(int32_t x, int32_t multiplier, int32_t shift)
+/* td_rescale_exact plus the output offset in five instructions, for the layers
+ * whose accumulator bounds let the code generator prove it exact (`fast`):
+ * SMMULR(acc << left, m) is the rounding doubling high multiply of acc * 2^L,
+ * then (round + 2 hi - [hi < 0]) >> right divides by 2^R rounding half away
+ * from zero and adds the offset folded into `round`. */
+static inline int32_t td_rescale_fast(int32_t acc, const td_rescale *r)
 {
-    const int32_t hi = td_smmulr(x * 2, multiplier);
-    const int32_t r = -shift;
-    return (hi + ((1 << r) >> 1) - (int32_t)((uint32_t)hi >> 31)) >> r;
+    const int32_t hi = td_smmulr((int32_t)((uint32_t)acc << r->left), r->multiplier);
+    return (int32_t)((uint32_t)r->round + ((uint32_t)hi << 1) - ((uint32_t)hi >> 31)) >> r->right;
+}
+
+/* x clamped to [-128, 127] (SSAT where the core has it). */
+static inline int32_t td_saturate8(int32_t x)
+{
+#if defined(__ARM_FEATURE_SAT) && __ARM_FEATURE_SAT
+    return __ssat(x, 8);
+#else
+    return td_clamp(x, -128, 127);
+#endif
 }
 
 /* The same 16-bit value in both lanes, and back. */
@@ -103,7 +145,7 @@ static inline uint32_t td_dup16(int32_t v) { return ((uint32_t)v & 0xFFFFu) * 0x
 static inline int32_t td_lane_of(uint32_t dup) { return (int16_t)(dup & 0xFFFFu); }
 
 /* A rescale by multiplier * 2^shift (shift <= 0) prepared for td_rescale_short:
- * exact for |x| < 2^30, like td_requantize_short but also for shift == 0. */
+ * exact for |x| < 2^30 (the ADD kernel proves it). */
 typedef struct {
     int32_t multiplier;
     int32_t right;
