@@ -119,3 +119,29 @@ def test_serial_host_side_against_emulator_stream(tmp_path_factory):
         qemu.wait()
     assert result.mismatches == [] and len(result.outputs) == 5
     assert result.instructions is None            # a serial board reports cycles, not instruction counts
+
+
+def _kernel_path_models():
+    from test_kernel_paths import CASES, _fully_connected
+    models = {name: build for name, (build, kernel, _) in CASES.items() if kernel != "td_depthwise_conv_s8"}
+    for batches, depth, rows in [(1, 13, 7), (1, 3, 6), (1, 64, 16), (2, 10, 9)]:
+        models[f"fully connected {batches}x{depth} -> {rows}"] = (
+            lambda rng, b=batches, d=depth, r=rows: _fully_connected(rng, b, d, r))
+    return models
+
+
+KERNEL_PATH_MODELS = _kernel_path_models()
+
+
+@pytest.mark.parametrize("name", list(KERNEL_PATH_MODELS))
+def test_kernel_paths_bit_exact_on_the_dsp_core(tmp_path, name):
+    """Each specialised kernel path once more in QEMU on the Cortex-M4F, where the DSP
+    instructions and the inline-assembly loops run instead of the host's portable C."""
+    import zlib
+    rng = np.random.default_rng(zlib.crc32(name.encode()))
+    path = tmp_path / "case.tflite"
+    path.write_bytes(KERNEL_PATH_MODELS[name](rng))
+    result = run_firmware(build_firmware(path, "mps2-an386", tmp_path / "fw", vectors=3))
+    assert result.exit_status == 0 and len(result.outputs) == 3
+    assert result.mismatches == []
+    np.testing.assert_array_equal(result.outputs, result.expected)

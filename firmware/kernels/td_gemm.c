@@ -66,13 +66,40 @@ static TD_ALWAYS_INLINE void store4(const td_output_stage *o, const acc4 *acc, i
     out[row + 3] = requantize(o, acc->a3, row + 3, mode);
 }
 
-/* Two rows (a, b) against two packed columns (0, 1): per chunk one word of each row's weights
- * (8 bytes apart in a 4-row block: `stride` words between chunks) and x[0..3]. */
-static TD_ALWAYS_INLINE void rows2_columns2(const uint32_t *w, int32_t stride, const uint32_t *x, int32_t chunks,
-                                           int32_t *a0, int32_t *a1, int32_t *b0, int32_t *b1)
+/* Two rows (a, b) of a 4-row block against two packed columns (0, 1): per chunk one word of
+ * each row's weights (a chunk of the block is 4 words) and x[0..3]. On DSP cores the loop is
+ * assembly: three LDRD, four SXTB16 and eight SMLAD per 16 multiply-accumulates. */
+static TD_ALWAYS_INLINE void rows2_columns2(const uint32_t *w, const uint32_t *x, int32_t chunks, int32_t *a0,
+                                           int32_t *a1, int32_t *b0, int32_t *b1)
 {
     int32_t ra0 = *a0, ra1 = *a1, rb0 = *b0, rb1 = *b1;
-    for (const uint32_t *end = x + 4 * chunks; x < end; x += 4, w += stride) {
+#if TD_DSP
+    const uint32_t *end = x + 4 * chunks;
+    uint32_t wa, wb, ua, ub, x0, x1;
+    __asm__("1:\n\t"
+            "ldrd    %[wa], %[wb], [%[w]], #16\n\t"
+            "ldrd    %[x0], %[x1], [%[x]], #8\n\t"
+            "sxtb16  %[ua], %[wa]\n\t"
+            "sxtb16  %[wa], %[wa], ror #8\n\t"
+            "smlad   %[ra0], %[x0], %[ua], %[ra0]\n\t"
+            "smlad   %[ra0], %[x1], %[wa], %[ra0]\n\t"
+            "sxtb16  %[ub], %[wb]\n\t"
+            "sxtb16  %[wb], %[wb], ror #8\n\t"
+            "smlad   %[rb0], %[x0], %[ub], %[rb0]\n\t"
+            "smlad   %[rb0], %[x1], %[wb], %[rb0]\n\t"
+            "ldrd    %[x0], %[x1], [%[x]], #8\n\t"
+            "smlad   %[ra1], %[x0], %[ua], %[ra1]\n\t"
+            "smlad   %[ra1], %[x1], %[wa], %[ra1]\n\t"
+            "smlad   %[rb1], %[x0], %[ub], %[rb1]\n\t"
+            "smlad   %[rb1], %[x1], %[wb], %[rb1]\n\t"
+            "cmp     %[x], %[end]\n\t"
+            "bne     1b"
+            : [ra0] "+r"(ra0), [ra1] "+r"(ra1), [rb0] "+r"(rb0), [rb1] "+r"(rb1), [w] "+r"(w), [x] "+r"(x),
+              [wa] "=&r"(wa), [wb] "=&r"(wb), [ua] "=&r"(ua), [ub] "=&r"(ub), [x0] "=&r"(x0), [x1] "=&r"(x1)
+            : [end] "r"(end)
+            : "cc", "memory");
+#else
+    for (const uint32_t *end = x + 4 * chunks; x < end; x += 4, w += 4) {
         const uint32_t wa = w[0], wb = w[1], x0 = x[0], x1 = x[1], x2 = x[2], x3 = x[3];
         uint32_t u = td_sxtb16(wa);
         ra0 = td_smlad(x0, u, ra0);
@@ -87,6 +114,7 @@ static TD_ALWAYS_INLINE void rows2_columns2(const uint32_t *w, int32_t stride, c
         rb0 = td_smlad(x1, u, rb0);
         rb1 = td_smlad(x3, u, rb1);
     }
+#endif
     *a0 = ra0, *a1 = ra1, *b0 = rb0, *b1 = rb1;
 }
 
@@ -99,8 +127,8 @@ static void accumulate_two(const td_gemm_params *g, const uint32_t *x, int32_t *
     for (; row + 4 <= g->rows; row += 4, w += 4 * chunks, acc += 8) {
         int32_t r0 = g->bias[row], r1 = g->bias[row + 1], r2 = g->bias[row + 2], r3 = g->bias[row + 3];
         int32_t s0 = r0, s1 = r1, s2 = r2, s3 = r3;
-        rows2_columns2(w, 4, x, chunks, &r0, &s0, &r1, &s1);            /* rows 0-1 of the block */
-        rows2_columns2(w + 2, 4, x, chunks, &r2, &s2, &r3, &s3);        /* rows 2-3 */
+        rows2_columns2(w, x, chunks, &r0, &s0, &r1, &s1);            /* rows 0-1 of the block */
+        rows2_columns2(w + 2, x, chunks, &r2, &s2, &r3, &s3);        /* rows 2-3 */
         acc[0] = r0, acc[1] = s0, acc[2] = r1, acc[3] = s1, acc[4] = r2, acc[5] = s2, acc[6] = r3, acc[7] = s3;
     }
     for (; row < g->rows; ++row, w += chunks, acc += 2) {
