@@ -74,6 +74,38 @@ static void unpack_row(const td_depthwise_params *p, const int8_t *image, int32_
     }
 }
 
+#if TD_DSP
+/* One 3x3 tap in assembly: x (two words at [xr, #xo]) times k (two words at [k, #ko]). */
+#define TD_DW_TAP3(xr, xo, ko)                                                                    \
+    "ldrd    %[xl], %[xh], [%[" xr "], #" xo "]\n\t"                                            \
+    "ldrd    %[kl], %[kh], [%[k], #" ko "]\n\t"                                                   \
+    "smlabb  %[a0], %[xl], %[kl], %[a0]\n\t"                                                      \
+    "smlatt  %[a2], %[xl], %[kl], %[a2]\n\t"                                                      \
+    "smlabb  %[a1], %[xh], %[kh], %[a1]\n\t"                                                      \
+    "smlatt  %[a3], %[xh], %[kh], %[a3]\n\t"
+#endif
+
+/* The nine taps of one output pixel and channel group: rows x0, x1, x2, weights k. On DSP
+ * cores in assembly (two LDRD and four multiply-accumulates per tap, nothing spilled). */
+static TD_ALWAYS_INLINE void dw_taps_3x3(const uint32_t *x0, const uint32_t *x1, const uint32_t *x2,
+                                         const uint32_t *k, dw_acc *a)
+{
+#if TD_DSP
+    uint32_t xl, xh, kl, kh;
+    __asm__(TD_DW_TAP3("x0", "0", "0") TD_DW_TAP3("x0", "8", "8") TD_DW_TAP3("x0", "16", "16")
+            TD_DW_TAP3("x1", "0", "24") TD_DW_TAP3("x1", "8", "32") TD_DW_TAP3("x1", "16", "40")
+            TD_DW_TAP3("x2", "0", "48") TD_DW_TAP3("x2", "8", "56") TD_DW_TAP3("x2", "16", "64")
+            : [a0] "+r"(a->a0), [a1] "+r"(a->a1), [a2] "+r"(a->a2), [a3] "+r"(a->a3),
+              [xl] "=&r"(xl), [xh] "=&r"(xh), [kl] "=&r"(kl), [kh] "=&r"(kh)
+            : [x0] "r"(x0), [x1] "r"(x1), [x2] "r"(x2), [k] "r"(k)
+            : "memory");
+#else
+    dw_tap(x0, k, a), dw_tap(x0 + 2, k + 2, a), dw_tap(x0 + 4, k + 4, a);
+    dw_tap(x1, k + 6, a), dw_tap(x1 + 2, k + 8, a), dw_tap(x1 + 4, k + 10, a);
+    dw_tap(x2, k + 12, a), dw_tap(x2 + 2, k + 14, a), dw_tap(x2 + 4, k + 16, a);
+#endif
+}
+
 /* One output row of one channel group for a 3x3 filter (dilation 1):
  * x0, x1, x2 point at the group's part of filter rows 0-2. */
 static TD_ALWAYS_INLINE void dw_row_3x3(const td_depthwise_params *p, const uint32_t *x0, const uint32_t *x1,
@@ -83,9 +115,7 @@ static TD_ALWAYS_INLINE void dw_row_3x3(const td_depthwise_params *p, const uint
     const int32_t step = 2 * p->win.stride_w, channels = p->win.in_c;
     for (int8_t *end = out + p->win.out_w * channels; out < end; x0 += step, x1 += step, x2 += step, out += channels) {
         dw_acc a = {bias[0], bias[1], bias[2], bias[3]};
-        dw_tap(x0, k, &a), dw_tap(x0 + 2, k + 2, &a), dw_tap(x0 + 4, k + 4, &a);
-        dw_tap(x1, k + 6, &a), dw_tap(x1 + 2, k + 8, &a), dw_tap(x1 + 4, k + 10, &a);
-        dw_tap(x2, k + 12, &a), dw_tap(x2 + 2, k + 14, &a), dw_tap(x2 + 4, k + 16, &a);
+        dw_taps_3x3(x0, x1, x2, k, &a);
         dw_store(p, r, &a, n, out, mode);
     }
 }
