@@ -68,6 +68,17 @@ def _constant_records(step) -> int:
     return int(np.sum(step.arrays["rescale"][1][:, 0] == 0))
 
 
+def _add(rng, shape, other_shape):
+    """ADD of an activation and a constant operand broadcast from `other_shape`."""
+    b = ModelBuilder()
+    x = b.tensor(shape, np.int8, float(rng.uniform(0.01, 0.1)), int(rng.integers(-50, 50)))
+    c = b.tensor(other_shape, np.int8, float(rng.uniform(0.01, 0.1)), int(rng.integers(-50, 50)),
+                 rng.integers(-128, 128, other_shape).astype(np.int8))
+    y = b.tensor(shape, np.int8, float(rng.uniform(0.02, 0.2)), int(rng.integers(-50, 50)))
+    b.add(x, c, y)
+    return b.finish([x], [y])
+
+
 DW = "td_depthwise_conv_s8_m1"
 CASES = {
     # name: (builder, expected kernel, extra check on the lowered step)
@@ -116,6 +127,10 @@ CASES = {
     "depthwise, zero-weight channels fold to constants": (
         lambda rng: _conv(rng, (1, 5, 5, 8), 0, (3, 3), depthwise=True, dead_channels=(0, 5)), DW,
         lambda s: _mode(s) != "exact" and _constant_records(s) >= 2),
+    "ADD over 1024 elements or more: both inputs rescaled once into lookup tables": (
+        lambda rng: _add(rng, (1, 8, 16, 9), (1, 1, 16, 9)), "td_add_s8", lambda s: s.scratch_bytes == 2048),
+    "ADD below 1024 elements: rescaled per element": (
+        lambda rng: _add(rng, (1, 5, 7, 9), (1, 5, 1, 9)), "td_add_s8", lambda s: s.scratch_bytes == 0),
     "depthwise with depth multiplier 2 (general kernel)": (
         lambda rng: _conv(rng, (1, 5, 5, 3), 0, (3, 3), depthwise=True, multiplier=2), "td_depthwise_conv_s8",
         lambda s: True),

@@ -352,6 +352,10 @@ def _broadcast_strides(graph: Graph, op: Operator, t: Tensor, out_shape: list[in
     return [0 if have == 1 and want != 1 else s for have, want, s in zip(shape, out_shape, _strides(shape))]
 
 
+ADD_TABLE_BYTES = 2 * 256 * 4         # td_add_s8's lookup tables: both inputs rescaled for every int8 code
+ADD_TABLE_MIN_ELEMENTS = 1024         # below this, building the tables costs more than it saves
+
+
 def _binary(graph: Graph, op: Operator) -> Step:
     a, b = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]]
     y = graph.tensors[op.outputs[0]]
@@ -381,8 +385,12 @@ def _binary(graph: Graph, op: Operator) -> Step:
         else:
             operands.append(t.index)
     inputs = [t.index for t in (a, b) if not t.is_constant]
-    return Step(op.index, op.op, "td_add_s8" if op.op == "ADD" else "td_mul_s8", "td_binary_params",
-                inputs, [y.index], scalars=scalars, arrays=arrays, operands=operands + [y.index], in_place=True)
+    if op.op == "MUL":
+        return Step(op.index, op.op, "td_mul_s8", "td_binary_params", inputs, [y.index], scalars=scalars,
+                    arrays=arrays, operands=operands + [y.index], in_place=True)
+    tables = ADD_TABLE_BYTES if y.size >= ADD_TABLE_MIN_ELEMENTS else 0
+    return Step(op.index, op.op, "td_add_s8", "td_binary_params", inputs, [y.index], scalars=scalars,
+                arrays=arrays, operands=operands + [y.index, "scratch"], in_place=True, scratch_bytes=tables)
 
 
 def _sigmoid(graph: Graph, op: Operator) -> Step:

@@ -11,27 +11,43 @@
 typedef struct {
     int32_t offset1, offset2, output_offset, lo, hi, left_shift;
     td_short_rescale in1, in2, out;
+    const int32_t *table1, *table2;   /* ADD_TABLES: rescaled inputs, indexed -128..127 */
 } binary_stage;
 
-static inline int8_t binary_one(const binary_stage *b, int32_t x, int32_t y, int add)
+/* ADD computing each input's rescale, ADD looking both up, MUL. */
+enum { ADD_DIRECT, ADD_TABLES, MUL };
+
+static inline int32_t add_input(const binary_stage *b, int32_t x, int32_t offset, const td_short_rescale *r)
+{
+    return td_rescale_short((x + offset) << b->left_shift, r);
+}
+
+static TD_ALWAYS_INLINE int8_t binary_one(const binary_stage *b, int32_t x, int32_t y, int kind)
 {
     int32_t v;
-    if (add) {
-        const int32_t sx = td_rescale_short((x + b->offset1) << b->left_shift, &b->in1);
-        const int32_t sy = td_rescale_short((y + b->offset2) << b->left_shift, &b->in2);
-        v = td_rescale_short(sx + sy, &b->out);
+    if (kind == ADD_TABLES) {
+        v = td_rescale_short(b->table1[x] + b->table2[y], &b->out);
+    } else if (kind == ADD_DIRECT) {
+        v = td_rescale_short(add_input(b, x, b->offset1, &b->in1) + add_input(b, y, b->offset2, &b->in2), &b->out);
     } else {
         v = td_rescale_short((x + b->offset1) * (y + b->offset2), &b->out);
     }
     return (int8_t)td_clamp(v + b->output_offset, b->lo, b->hi);
 }
 
-static inline void binary(const td_binary_params *p, const int8_t *in1, const int8_t *in2, int8_t *out, int add)
+static TD_ALWAYS_INLINE void binary(const td_binary_params *p, const int8_t *in1, const int8_t *in2, int8_t *out,
+                                    int kind, int32_t *tables)
 {
-    const binary_stage b = {p->input1_offset, p->input2_offset, p->output_offset, p->act_min, p->act_max,
-                            p->left_shift, td_short_rescale_of(p->input1_multiplier, p->input1_shift),
-                            td_short_rescale_of(p->input2_multiplier, p->input2_shift),
-                            td_short_rescale_of(p->output_multiplier, p->output_shift)};
+    binary_stage b = {p->input1_offset, p->input2_offset, p->output_offset, p->act_min, p->act_max,
+                      p->left_shift, td_short_rescale_of(p->input1_multiplier, p->input1_shift),
+                      td_short_rescale_of(p->input2_multiplier, p->input2_shift),
+                      td_short_rescale_of(p->output_multiplier, p->output_shift), tables + 128, tables + 384};
+    if (kind == ADD_TABLES) {
+        for (int32_t v = -128; v < 128; ++v) {
+            tables[v + 128] = add_input(&b, v, b.offset1, &b.in1);
+            tables[v + 384] = add_input(&b, v, b.offset2, &b.in2);
+        }
+    }
     const int32_t *n = p->shape, *s1 = p->stride1, *s2 = p->stride2;
     for (int32_t i0 = 0; i0 < n[0]; ++i0) {
         for (int32_t i1 = 0; i1 < n[1]; ++i1) {
@@ -40,11 +56,11 @@ static inline void binary(const td_binary_params *p, const int8_t *in1, const in
                 const int8_t *y = in2 + i0 * s2[0] + i1 * s2[1] + i2 * s2[2];
                 if (s1[3] == 1 && s2[3] == 1) {              /* the common case: both contiguous */
                     for (int32_t i3 = n[3]; i3 > 0; --i3) {
-                        *out++ = binary_one(&b, *x++, *y++, add);
+                        *out++ = binary_one(&b, *x++, *y++, kind);
                     }
                 } else {
                     for (int32_t i3 = 0; i3 < n[3]; ++i3) {
-                        *out++ = binary_one(&b, x[i3 * s1[3]], y[i3 * s2[3]], add);
+                        *out++ = binary_one(&b, x[i3 * s1[3]], y[i3 * s2[3]], kind);
                     }
                 }
             }
@@ -52,9 +68,13 @@ static inline void binary(const td_binary_params *p, const int8_t *in1, const in
     }
 }
 
-void td_add_s8(const td_binary_params *p, const int8_t *in1, const int8_t *in2, int8_t *out)
+void td_add_s8(const td_binary_params *p, const int8_t *in1, const int8_t *in2, int8_t *out, int8_t *scratch)
 {
-    binary(p, in1, in2, out, 1);
+    if (scratch) {
+        binary(p, in1, in2, out, ADD_TABLES, (int32_t *)(void *)scratch);
+    } else {
+        binary(p, in1, in2, out, ADD_DIRECT, (int32_t *)0);
+    }
 }
 
 /* MUL with a rescale above 1 (shift > 0) takes the general path. */
@@ -68,7 +88,7 @@ static int32_t mul_general(const td_binary_params *p, int32_t x, int32_t y)
 void td_mul_s8(const td_binary_params *p, const int8_t *in1, const int8_t *in2, int8_t *out)
 {
     if (p->output_shift <= 0) {
-        binary(p, in1, in2, out, 0);
+        binary(p, in1, in2, out, MUL, (int32_t *)0);
         return;
     }
     const int32_t *n = p->shape, *s1 = p->stride1, *s2 = p->stride2;

@@ -142,7 +142,9 @@ typedef struct {
     int32_t act_max;
 } td_binary_params;
 
-void td_add_s8(const td_binary_params *p, const int8_t *in1, const int8_t *in2, int8_t *out);
+/* ADD: `scratch` (2048 bytes, 4-byte aligned, or NULL) holds both inputs' rescaled values
+ * for all 256 int8 codes, so each element costs two lookups instead of two rescales. */
+void td_add_s8(const td_binary_params *p, const int8_t *in1, const int8_t *in2, int8_t *out, int8_t *scratch);
 void td_mul_s8(const td_binary_params *p, const int8_t *in1, const int8_t *in2, int8_t *out);
 
 /* LOGISTIC (output scale 1/256, zero point -128) and TANH (1/128, 0). */
