@@ -131,6 +131,8 @@ CASES = {
         lambda rng: _add(rng, (1, 8, 16, 9), (1, 1, 16, 9)), "td_add_s8", lambda s: s.scratch_bytes == 2048),
     "ADD below 1024 elements: rescaled per element": (
         lambda rng: _add(rng, (1, 5, 7, 9), (1, 5, 1, 9)), "td_add_s8", lambda s: s.scratch_bytes == 0),
+    "depthwise with a filter taller than the row ring allows (general kernel)": (
+        lambda rng: _conv(rng, (1, 18, 4, 3), 0, (17, 2), depthwise=True), "td_depthwise_conv_s8", lambda s: True),
     "depthwise with depth multiplier 2 (general kernel)": (
         lambda rng: _conv(rng, (1, 5, 5, 3), 0, (3, 3), depthwise=True, multiplier=2), "td_depthwise_conv_s8",
         lambda s: True),

@@ -85,12 +85,12 @@ def test_fast_rescale_records_equal_tflite_rounding(seed):
     from tinydeploy.lower import rescale_records
     from tinydeploy.quant import multiply_by_quantized_multiplier, quantize_multiplier
     rng = np.random.default_rng(seed)
-    reals = np.exp(rng.uniform(np.log(1e-6), np.log(8.0), 60))
+    reals = np.concatenate([np.exp(rng.uniform(np.log(1e-6), np.log(8.0), 60)), [1e-9]])
     mults, shifts = zip(*(quantize_multiplier(float(r)) for r in reals))
     bounds = rng.integers(1, 1 << 22, len(reals))
     offset = int(rng.integers(-128, 128))
     records, fast = rescale_records(list(mults), list(shifts), offset, bounds)
-    assert fast
+    assert fast and (records[:, 0] == 0).any()          # the 1e-9 channel always rounds to 0
     for (m, left, right, round_), mult, shift, bound in zip(records.tolist(), mults, shifts, bounds):
         for acc in {0, 1, -1, int(bound), -int(bound), *rng.integers(-bound, bound + 1, 200).tolist()}:
             hi = _smmulr(_wrap32(acc << left), m)
