@@ -10,7 +10,7 @@
  * multiple of four with zero weights; only real channels are stored.
  *
  * Scratch: `ring_rows` slots of `groups * span * 2` words (lower.py's
- * _depthwise_ring_bytes); filter_h <= TD_DEPTHWISE_MAX_FILTER_H. */
+ * depthwise_ring_bytes); filter_h <= TD_DEPTHWISE_MAX_FILTER_H. */
 #include "td_kernels.h"
 #include "td_fixedpoint.h"
 #include "td_output.h"
@@ -53,11 +53,12 @@ static void unpack_row(const td_depthwise_params *p, const int8_t *image, int32_
     const td_window *w = &p->win;
     const int32_t channels = w->in_c, groups = (channels + 3) >> 2, tail = channels & 3;
     const uint32_t offset = td_dup16(p->input_offset);
-    const int32_t first = iy < 0 || iy >= w->in_h ? span : (w->pad_w < span ? w->pad_w : span);
-    const int32_t last = iy < 0 || iy >= w->in_h ? span : (w->pad_w + w->in_w < span ? w->pad_w + w->in_w : span);
+    const int inside = iy >= 0 && iy < w->in_h;
+    const int32_t first = inside ? w->pad_w : span;             /* span covers the left padding */
+    const int32_t last = inside && w->pad_w + w->in_w < span ? w->pad_w + w->in_w : span;
     for (int32_t g = 0; g < groups; ++g) {
         uint32_t *dst = slot + 2 * g * span;
-        const int8_t *src = image + (iy * w->in_w + first - w->pad_w) * channels + 4 * g;
+        const int8_t *src = inside ? image + iy * w->in_w * channels + 4 * g : image;
         const int partial = tail && g == groups - 1;
         int32_t col = 0;
         for (; col < first; ++col, dst += 2) {
@@ -139,8 +140,8 @@ static TD_ALWAYS_INLINE void dw_row(const td_depthwise_params *p, const uint32_t
     }
 }
 
-static TD_ALWAYS_INLINE void depthwise_rows(const td_depthwise_params *p, const int8_t *in, int8_t *out, int8_t *scratch,
-                                  int mode)
+static TD_ALWAYS_INLINE void depthwise_rows(const td_depthwise_params *p, const int8_t *in, int8_t *out,
+                                            int8_t *scratch, int mode)
 {
     const td_window *w = &p->win;
     const int32_t channels = w->in_c, groups = (channels + 3) >> 2, taps = w->filter_h * w->filter_w;

@@ -5,7 +5,8 @@
  * The code generator folds the input offset into the bias and lays the
  * weights out for the inner loop: rows in blocks of four, interleaved by
  * 4-byte chunks ([r0 k0..3][r1 k0..3][r2 k0..3][r3 k0..3][r0 k4..7]...), the
- * last rows % 4 plain, every row padded to a multiple of 4 with zero weights.
+ * last rows % 4 plain, every row padded to a multiple of 4 with zero weights,
+ * stored as words (one chunk of one row each).
  *
  * Columns are unpacked once to 16-bit pairs in the order SXTB16 unpacks the
  * weights ((k0, k2), (k1, k3), ...), two columns interleaved chunk by chunk,
@@ -57,6 +58,15 @@ static inline int32_t chunk_dot(uint32_t xe, uint32_t xo, uint32_t w, int32_t ac
 typedef struct {
     int32_t a0, a1, a2, a3;
 } acc4;
+
+/* acc += one chunk (unpacked as xe, xo) times a 4-row block's words w[0..3]. */
+static inline void block4_chunk(uint32_t xe, uint32_t xo, const uint32_t *w, acc4 *acc)
+{
+    acc->a0 = chunk_dot(xe, xo, w[0], acc->a0);
+    acc->a1 = chunk_dot(xe, xo, w[1], acc->a1);
+    acc->a2 = chunk_dot(xe, xo, w[2], acc->a2);
+    acc->a3 = chunk_dot(xe, xo, w[3], acc->a3);
+}
 
 static TD_ALWAYS_INLINE void store4(const td_output_stage *o, const acc4 *acc, int32_t row, int8_t *out, int mode)
 {
@@ -148,8 +158,8 @@ static void accumulate_two(const td_gemm_params *g, const uint32_t *x, int32_t *
  * no spills, 21 instructions per 16 multiply-accumulates plus 2 per chunk for the loop. */
 static TD_NOINLINE void block4_bytes(const int8_t *x, const uint32_t *w, int32_t chunks, acc4 *acc)
 {
-    int32_t a0 = acc->a0, a1 = acc->a1, a2 = acc->a2, a3 = acc->a3;
 #if TD_DSP
+    int32_t a0 = acc->a0, a1 = acc->a1, a2 = acc->a2, a3 = acc->a3;
     if (chunks > 0) {
         const uint32_t *end = w + 4 * chunks;
         uint32_t xe, xo, w0, w1, t;
@@ -182,16 +192,15 @@ static TD_NOINLINE void block4_bytes(const int8_t *x, const uint32_t *w, int32_t
                 : [end] "r"(end)
                 : "cc", "memory");
     }
-#else
-    for (const uint32_t *end = w + 4 * chunks; w < end; w += 4, x += 4) {
-        const uint32_t xv = td_load4(x), xe = td_sxtb16(xv), xo = td_sxtb16_odd(xv);
-        a0 = chunk_dot(xe, xo, w[0], a0);
-        a1 = chunk_dot(xe, xo, w[1], a1);
-        a2 = chunk_dot(xe, xo, w[2], a2);
-        a3 = chunk_dot(xe, xo, w[3], a3);
-    }
-#endif
     acc->a0 = a0, acc->a1 = a1, acc->a2 = a2, acc->a3 = a3;
+#else
+    acc4 a = *acc;
+    for (const uint32_t *end = w + 4 * chunks; w < end; w += 4, x += 4) {
+        const uint32_t xv = td_load4(x);
+        block4_chunk(td_sxtb16(xv), td_sxtb16_odd(xv), w, &a);
+    }
+    *acc = a;
+#endif
 }
 
 /* Accumulators of one packed column against all rows, four rows at a time. */
@@ -201,15 +210,12 @@ static void accumulate_one(const td_gemm_params *g, const uint32_t *x, int32_t *
     const uint32_t *w = g->weights;
     int32_t row = 0;
     for (; row + 4 <= g->rows; row += 4, acc += 4) {
-        int32_t a0 = g->bias[row], a1 = g->bias[row + 1], a2 = g->bias[row + 2], a3 = g->bias[row + 3];
+        acc4 a = {g->bias[row], g->bias[row + 1], g->bias[row + 2], g->bias[row + 3]};
         const uint32_t *xp = x;
         for (int32_t n = chunks; n > 0; --n, w += 4, xp += 2) {
-            a0 = chunk_dot(xp[0], xp[1], w[0], a0);
-            a1 = chunk_dot(xp[0], xp[1], w[1], a1);
-            a2 = chunk_dot(xp[0], xp[1], w[2], a2);
-            a3 = chunk_dot(xp[0], xp[1], w[3], a3);
+            block4_chunk(xp[0], xp[1], w, &a);
         }
-        acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3;
+        acc[0] = a.a0, acc[1] = a.a1, acc[2] = a.a2, acc[3] = a.a3;
     }
     for (; row < g->rows; ++row, ++acc) {
         int32_t a = g->bias[row];
@@ -234,11 +240,7 @@ static TD_ALWAYS_INLINE void gemm_bytes(const td_gemm_params *g, const int8_t *x
         acc4 acc = {g->bias[row], g->bias[row + 1], g->bias[row + 2], g->bias[row + 3]};
         block4_bytes(x, w, full, &acc);
         if (tail) {
-            const uint32_t xe = td_sxtb16(x_tail), xo = td_sxtb16_odd(x_tail), *wt = w + 4 * full;
-            acc.a0 = chunk_dot(xe, xo, wt[0], acc.a0);
-            acc.a1 = chunk_dot(xe, xo, wt[1], acc.a1);
-            acc.a2 = chunk_dot(xe, xo, wt[2], acc.a2);
-            acc.a3 = chunk_dot(xe, xo, wt[3], acc.a3);
+            block4_chunk(td_sxtb16(x_tail), td_sxtb16_odd(x_tail), w + 4 * full, &acc);
         }
         store4(&o, &acc, row, out, mode);
     }
