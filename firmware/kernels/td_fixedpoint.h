@@ -55,22 +55,6 @@ static inline int32_t td_requantize(int32_t x, int32_t multiplier, int32_t shift
     return td_rounding_div_pot(td_srdhm((int32_t)((uint32_t)x << left), multiplier), right);
 }
 
-/* One output channel's rescale, prepared by the code generator (lower.py's
- * rescale_records): TFLite's multiplier and shift as left = max(shift, 0) + 1,
- * right = max(-shift, 0) + 1, and round = 2^(right - 1) + (output_offset << right)
- * for td_rescale_fast (td_simd.h). */
-typedef struct {
-    int32_t multiplier;
-    int32_t left, right;
-    int32_t round;
-} td_rescale;
-
-/* td_requantize with a td_rescale's multiplier and shift. */
-static inline int32_t td_rescale_exact(int32_t x, const td_rescale *r)
-{
-    return td_requantize(x, r->multiplier, r->left - r->right);
-}
-
 static inline int32_t td_clamp(int32_t x, int32_t lo, int32_t hi)
 {
     x = x < lo ? lo : x;               /* two conditional moves, no branch */

@@ -7,11 +7,20 @@
 #define TD_KERNELS_H
 
 #include <stdint.h>
-#include "td_fixedpoint.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* One output channel's rescale, prepared by the code generator (lower.py's
+ * rescale_records): TFLite's multiplier and shift as left = max(shift, 0) + 1,
+ * right = max(-shift, 0) + 1, and round = 2^(right - 1) + (output_offset << right)
+ * for the fast path (td_output.h). */
+typedef struct {
+    int32_t multiplier;
+    int32_t left, right;
+    int32_t round;
+} td_rescale;
 
 /* One matrix-vector product with requantization: out[o] = clamp(requant(
  * bias[o] + sum_k w[o][k] * x[k]) + output_offset). The input offset is folded

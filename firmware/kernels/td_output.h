@@ -5,8 +5,26 @@
 #define TD_OUTPUT_H
 
 #include <stdint.h>
+#include "td_kernels.h"
 #include "td_fixedpoint.h"
 #include "td_simd.h"
+
+/* td_requantize with a td_rescale's multiplier and shift. */
+static inline int32_t td_rescale_exact(int32_t x, const td_rescale *r)
+{
+    return td_requantize(x, r->multiplier, r->left - r->right);
+}
+
+/* td_rescale_exact plus the output offset in five instructions, for the layers
+ * whose accumulator bounds let the code generator prove it exact (`fast`):
+ * SMMULR(acc << left, m) is the rounding doubling high multiply of acc * 2^L,
+ * then (round + 2 hi - [hi < 0]) >> right divides by 2^R rounding half away
+ * from zero and adds the offset folded into `round`. */
+static inline int32_t td_rescale_fast(int32_t acc, const td_rescale *r)
+{
+    const int32_t hi = td_smmulr((int32_t)((uint32_t)acc << r->left), r->multiplier);
+    return (int32_t)((uint32_t)r->round + ((uint32_t)hi << 1) - ((uint32_t)hi >> 31)) >> r->right;
+}
 
 typedef struct {
     const td_rescale *rescale;

@@ -119,17 +119,6 @@ static inline int32_t td_smmulr(int32_t a, int32_t b)
 }
 #endif
 
-/* td_rescale_exact plus the output offset in five instructions, for the layers
- * whose accumulator bounds let the code generator prove it exact (`fast`):
- * SMMULR(acc << left, m) is the rounding doubling high multiply of acc * 2^L,
- * then (round + 2 hi - [hi < 0]) >> right divides by 2^R rounding half away
- * from zero and adds the offset folded into `round`. */
-static inline int32_t td_rescale_fast(int32_t acc, const td_rescale *r)
-{
-    const int32_t hi = td_smmulr((int32_t)((uint32_t)acc << r->left), r->multiplier);
-    return (int32_t)((uint32_t)r->round + ((uint32_t)hi << 1) - ((uint32_t)hi >> 31)) >> r->right;
-}
-
 /* x clamped to [-128, 127] (SSAT where the core has it). */
 static inline int32_t td_saturate8(int32_t x)
 {
