@@ -1,26 +1,11 @@
-"""Shared fixtures: the shared model zoo, a random generator, and firmware built once per session."""
+"""Session set-up: an isolated cache, and firmware tests that require the cross toolchain and QEMU."""
 from __future__ import annotations
 
 import os
-import shutil
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-SHARED_MODELS = ROOT.parent / "shared" / "models"
-SHARED_MODEL_NAMES = [
-    "mlperf-tiny/ad01_int8.tflite", "mlperf-tiny/kws_ref_model.tflite", "mlperf-tiny/pretrainedResnet_quant.tflite",
-    "mlperf-tiny/vww_96_int8.tflite", "tflm/hello_world_int8.tflite", "tflm/micro_speech_quantized.tflite",
-    "tflm/person_detect.tflite",
-]
-
-
-def shared_model(rel: str) -> Path:
-    path = SHARED_MODELS / rel
-    if not path.exists():
-        pytest.skip(f"{path} is not present (the shared model zoo sits beside the project)")
-    return path
+from helpers import require_firmware_tools
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -31,5 +16,7 @@ def isolated_cache(tmp_path_factory):
     yield
 
 
-def have_firmware_tools() -> bool:
-    return bool(shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm"))
+def pytest_runtest_setup(item):
+    """A test marked `firmware` needs arm-none-eabi-gcc and qemu-system-arm (a failure under CI=true)."""
+    if item.get_closest_marker("firmware"):
+        require_firmware_tools()

@@ -8,13 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tflite_builder import ModelBuilder, random_fc_layer
-from conftest import shared_model
+from helpers.tflite_builder import ModelBuilder, random_fc_layer
+from helpers import assert_clean_failure, shared_model, tinydeploy
 
 
-def tinydeploy(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "tinydeploy.cli", *map(str, args)], capture_output=True,
-                          text=True, cwd=cwd, timeout=300)
 
 
 def write_model(b: ModelBuilder, x: int, y: int, path: Path) -> Path:
@@ -22,13 +19,6 @@ def write_model(b: ModelBuilder, x: int, y: int, path: Path) -> Path:
     return path
 
 
-def assert_clean_failure(proc, *needles):
-    assert proc.returncode != 0
-    assert "Traceback" not in proc.stderr + proc.stdout
-    lines = [l for l in proc.stderr.splitlines() if l.strip()]
-    assert len(lines) == 1, proc.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
 
 
 def test_missing_file(tmp_path):

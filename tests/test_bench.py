@@ -7,15 +7,11 @@ import sys
 
 import pytest
 
-from conftest import have_firmware_tools, shared_model
+from helpers import shared_model, tinydeploy
 
-pytestmark = [pytest.mark.firmware,
-              pytest.mark.skipif(not have_firmware_tools(), reason="arm-none-eabi-gcc or qemu-system-arm missing")]
+pytestmark = pytest.mark.firmware
 
 
-def tinydeploy(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "tinydeploy.cli", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, timeout=600)
 
 
 @pytest.fixture(scope="module")

@@ -11,19 +11,17 @@ import time
 import numpy as np
 import pytest
 
-from tinydeploy import boards, renode
+from tinydeploy.platforms import boards
+from tinydeploy.platforms import renode
 from tinydeploy.pipeline import build_firmware, build_for_emulation, run_firmware
 
-from conftest import have_firmware_tools, shared_model
+from helpers import require_tools, shared_model, tinydeploy, unavailable
 
 EMULATED = [b.name for b in boards.catalog().values() if b.emulated]
 REAL = [b.name for b in boards.catalog().values() if not b.emulated]
 KWS = "mlperf-tiny/kws_ref_model.tflite"
 
 
-def tinydeploy(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "tinydeploy.cli", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, timeout=600)
 
 
 def test_catalog_has_the_boards_users_own():
@@ -45,7 +43,7 @@ def test_catalog_has_the_boards_users_own():
 def test_kws_is_bit_exact_on_every_emulated_board(tmp_path, board):
     missing = boards.get(board).missing_tools()
     if missing:
-        pytest.skip(f"not installed: {missing}")
+        unavailable(f"not installed: {missing}")
     fw = build_firmware(shared_model(KWS), board, tmp_path / board, vectors=3)
     result = run_firmware(fw)
     assert result.exit_status == 0 and len(result.outputs) == 3
@@ -57,8 +55,6 @@ def test_kws_is_bit_exact_on_every_emulated_board(tmp_path, board):
 
 @pytest.mark.firmware
 def test_a_real_board_runs_on_its_proxy_with_its_clock(tmp_path):
-    if not have_firmware_tools():
-        pytest.skip("arm-none-eabi-gcc or qemu-system-arm missing")
     fw = build_for_emulation(shared_model("tflm/hello_world_int8.tflite"), "nucleo_f446re", tmp_path / "p", vectors=2)
     assert fw.board.name == "netduinoplus2" and fw.clock_board.name == "nucleo_f446re"
     assert run_firmware(fw).mismatches == []
@@ -91,9 +87,9 @@ void delay(unsigned long);
 """
 
 
-@pytest.mark.skipif(not shutil.which("gcc") or not shutil.which("g++"), reason="host gcc/g++ missing")
 def test_generated_esp32_sources_compile_warning_free(tmp_path):
     """All C the ESP32 project contains, with host gcc -Wall -Wextra -Werror; main.cpp against the Arduino API."""
+    require_tools("gcc", "g++")
     project = tmp_path / "esp32"
     tinydeploy("build", shared_model(KWS), "--board", "esp32dev", "-o", project, cwd=tmp_path)
     sources = sorted((project / "src").glob("*.c")) + sorted((project / "lib" / "kws_ref_model").glob("*.c"))
@@ -114,7 +110,7 @@ def test_generated_esp32_sources_compile_warning_free(tmp_path):
 def test_esp32_c3_code_runs_as_rv32imc(tmp_path):
     """The ESP32-C3's instruction set, with the same model library, in QEMU's riscv32 virt machine."""
     if boards.get("riscv32-virt").missing_tools():
-        pytest.skip("riscv toolchain or qemu-system-riscv32 missing")
+        unavailable("riscv toolchain or qemu-system-riscv32 missing")
     fw = build_for_emulation(shared_model(KWS), "esp32-c3-devkitm-1", tmp_path / "c3", vectors=2)
     assert fw.board.name == "riscv32-virt"
     assert run_firmware(fw).mismatches == []
@@ -123,8 +119,6 @@ def test_esp32_c3_code_runs_as_rv32imc(tmp_path):
 @pytest.mark.firmware
 def test_real_board_serial_path_against_the_emulator_stream(tmp_path):
     """`run --board esp32dev --port` (nothing built here) reads the protocol from QEMU's UART on a TCP socket."""
-    if not have_firmware_tools():
-        pytest.skip("arm-none-eabi-gcc or qemu-system-arm missing")
     model = shared_model("tflm/hello_world_int8.tflite")
     fw = build_firmware(model, "mps2-an386", tmp_path / "emu", vectors=4)       # same model and vectors
     with socket.socket() as probe:

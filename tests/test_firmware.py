@@ -10,15 +10,14 @@ import numpy as np
 import pytest
 
 from tinydeploy.pipeline import build_firmware, run_firmware
-from tinydeploy.targets import SerialTarget
-from tinydeploy.verify import run_and_verify
+from tinydeploy.platforms.targets import SerialTarget
+from tinydeploy.verify.compare import run_and_verify
 
-from tflite_builder import ModelBuilder, random_fc_layer
+from helpers.tflite_builder import ModelBuilder, random_fc_layer
 
-from conftest import SHARED_MODEL_NAMES, have_firmware_tools, shared_model
+from helpers import SHARED_MODEL_NAMES, shared_model
 
-pytestmark = [pytest.mark.firmware,
-              pytest.mark.skipif(not have_firmware_tools(), reason="arm-none-eabi-gcc or qemu-system-arm missing")]
+pytestmark = pytest.mark.firmware
 
 _built = {}
 

@@ -9,9 +9,9 @@ import zlib
 import numpy as np
 import pytest
 
-from tflite_builder import ModelBuilder, check_against_reference
+from helpers.random_layers import weights_and_bias
+from helpers.tflite_builder import ModelBuilder, check_against_reference
 
-from test_ops import _weights_and_bias
 
 
 RELU_N1_TO_1 = 2          # a fused activation narrower than int8: the clamping output path
@@ -28,7 +28,7 @@ def _conv(rng, shape, filters, window, stride=(1, 1), same=True, depthwise=False
     x = b.tensor(shape, np.int8, in_scale, int(rng.integers(-50, 50)))
     out_c = c * multiplier if depthwise else filters
     wshape = (1, *window, out_c) if depthwise else (out_c, *window, c)
-    weights, bias, w_scale = _weights_and_bias(b, rng, wshape, out_c, in_scale, 3 if depthwise else 0)
+    weights, bias, w_scale = weights_and_bias(b, rng, wshape, out_c, in_scale, 3 if depthwise else 0)
     q = b.tensors[weights].quantization
     if per_tensor:
         q.scale, q.zeroPoint = [q.scale[0]], [0]
@@ -154,7 +154,7 @@ def _fully_connected(rng, batches, depth, rows):
     b = ModelBuilder()
     in_scale = float(rng.uniform(0.01, 0.1))
     x = b.tensor((batches, depth), np.int8, in_scale, int(rng.integers(-50, 50)))
-    weights, bias, w_scale = _weights_and_bias(b, rng, (rows, depth), rows, in_scale, 0)
+    weights, bias, w_scale = weights_and_bias(b, rng, (rows, depth), rows, in_scale, 0)
     y = b.tensor((batches, rows), np.int8, in_scale * w_scale * np.sqrt(depth) * 30, int(rng.integers(-50, 50)))
     b.fully_connected(x, weights, bias, y)
     return b.finish([x], [y])

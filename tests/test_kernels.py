@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tinydeploy.codegen import compile_model
+from tinydeploy.compiler.codegen import compile_model
 
-from tflite_builder import ModelBuilder, check_against_reference, random_fc_layer
+from helpers.tflite_builder import ModelBuilder, check_against_reference, random_fc_layer
 
 CASES = 40
 
@@ -82,8 +82,8 @@ def _wrap32(v: int) -> int:
 def test_fast_rescale_records_equal_tflite_rounding(seed):
     """td_rescale_fast's arithmetic (int32, as the C does it) against TFLite's MultiplyByQuantizedMultiplier
     plus the output offset, for multipliers above and below one, at and inside the proven bounds."""
-    from tinydeploy.lower import rescale_records
-    from tinydeploy.quant import multiply_by_quantized_multiplier, quantize_multiplier
+    from tinydeploy.compiler.lower import rescale_records
+    from tinydeploy.compiler.quant import multiply_by_quantized_multiplier, quantize_multiplier
     rng = np.random.default_rng(seed)
     reals = np.concatenate([np.exp(rng.uniform(np.log(1e-6), np.log(8.0), 60)), [1e-9]])
     mults, shifts = zip(*(quantize_multiplier(float(r)) for r in reals))

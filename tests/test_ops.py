@@ -6,67 +6,27 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tflite_builder import ModelBuilder, check_against_reference
+from helpers.random_layers import random_scale, random_zp, activation_input, random_geometry, weights_and_bias
+from helpers.tflite_builder import ModelBuilder, check_against_reference
 
 CASES = 24
-
-
-def _scale(rng, lo=0.005, hi=0.2) -> float:
-    return float(rng.uniform(lo, hi))
-
-
-def _zp(rng) -> int:
-    return int(rng.integers(-100, 100))
-
-
-def _activation_input(b: ModelBuilder, rng, shape) -> int:
-    return b.tensor(shape, np.int8, _scale(rng), _zp(rng))
-
-
-def _out_size(size: int, taps: int, stride: int, dilation: int, same: bool) -> int:
-    effective = (taps - 1) * dilation + 1
-    return (size + stride - 1) // stride if same else (size + stride - effective) // stride
-
-
-def _geometry(rng, taps_max=4):
-    """A random window (taps, stride, dilation, padding) that leaves at least one output."""
-    while True:
-        in_h, in_w = int(rng.integers(1, 12)), int(rng.integers(1, 12))
-        fh, fw = int(rng.integers(1, taps_max + 1)), int(rng.integers(1, taps_max + 1))
-        stride = (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
-        dilation = (1, 1) if rng.random() < 0.6 else (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
-        same = bool(rng.random() < 0.5)
-        out_h = _out_size(in_h, fh, stride[0], dilation[0], same)
-        out_w = _out_size(in_w, fw, stride[1], dilation[1], same)
-        if out_h > 0 and out_w > 0:
-            return in_h, in_w, fh, fw, stride, dilation, same, out_h, out_w
-
-
-def _weights_and_bias(b: ModelBuilder, rng, shape, channels: int, in_scale: float, quantized_dim: int):
-    per_channel = bool(rng.random() < 0.7)
-    w_scale = rng.uniform(0.002, 0.03, size=channels if per_channel else 1).astype(np.float32)
-    w = rng.integers(-127, 128, size=shape).astype(np.int8)
-    weights = b.tensor(shape, np.int8, w_scale, 0, w, quantized_dim=quantized_dim)
-    bias_scale = (np.float32(in_scale) * w_scale).astype(np.float32)
-    bias = b.tensor((channels,), np.int32, bias_scale, 0, rng.integers(-3000, 3000, size=channels).astype(np.int32))
-    return weights, bias, float(np.mean(w_scale))
 
 
 @pytest.mark.parametrize("seed", range(CASES))
 def test_conv_2d(tmp_path, seed):
     rng = np.random.default_rng(3000 + seed)
-    in_h, in_w, fh, fw, stride, dilation, same, out_h, out_w = _geometry(rng)
+    in_h, in_w, fh, fw, stride, dilation, same, out_h, out_w = random_geometry(rng)
     batches, in_c, out_c = int(rng.integers(1, 3)), int(rng.integers(1, 9)), int(rng.integers(1, 9))
     groups = 1
     if seed % 5 == 4:                     # grouped convolution: each filter sees in_c / groups channels
         groups = int(rng.integers(2, 4))
         in_c, out_c = groups * int(rng.integers(1, 4)), groups * int(rng.integers(1, 4))
     b = ModelBuilder()
-    in_scale = _scale(rng)
-    x = b.tensor((batches, in_h, in_w, in_c), np.int8, in_scale, _zp(rng))
-    weights, bias, w_scale = _weights_and_bias(b, rng, (out_c, fh, fw, in_c // groups), out_c, in_scale, 0)
+    in_scale = random_scale(rng)
+    x = b.tensor((batches, in_h, in_w, in_c), np.int8, in_scale, random_zp(rng))
+    weights, bias, w_scale = weights_and_bias(b, rng, (out_c, fh, fw, in_c // groups), out_c, in_scale, 0)
     out_scale = in_scale * w_scale * np.sqrt(fh * fw * in_c) * rng.uniform(10, 60)
-    y = b.tensor((batches, out_h, out_w, out_c), np.int8, out_scale, _zp(rng))
+    y = b.tensor((batches, out_h, out_w, out_c), np.int8, out_scale, random_zp(rng))
     b.conv_2d(x, weights, bias, y, stride, dilation, same, activation=int(rng.choice([0, 1, 2, 3])))
     check_against_reference(tmp_path, b.finish([x], [y]), rng)
 
@@ -74,15 +34,15 @@ def test_conv_2d(tmp_path, seed):
 @pytest.mark.parametrize("seed", range(CASES))
 def test_depthwise_conv_2d(tmp_path, seed):
     rng = np.random.default_rng(4000 + seed)
-    in_h, in_w, fh, fw, stride, dilation, same, out_h, out_w = _geometry(rng)
+    in_h, in_w, fh, fw, stride, dilation, same, out_h, out_w = random_geometry(rng)
     in_c, multiplier = int(rng.integers(1, 7)), int(rng.choice([1, 1, 2, 3]))
     out_c = in_c * multiplier
     b = ModelBuilder()
-    in_scale = _scale(rng)
-    x = b.tensor((1, in_h, in_w, in_c), np.int8, in_scale, _zp(rng))
-    weights, bias, w_scale = _weights_and_bias(b, rng, (1, fh, fw, out_c), out_c, in_scale, 3)
+    in_scale = random_scale(rng)
+    x = b.tensor((1, in_h, in_w, in_c), np.int8, in_scale, random_zp(rng))
+    weights, bias, w_scale = weights_and_bias(b, rng, (1, fh, fw, out_c), out_c, in_scale, 3)
     out_scale = in_scale * w_scale * np.sqrt(fh * fw) * rng.uniform(10, 60)
-    y = b.tensor((1, out_h, out_w, out_c), np.int8, out_scale, _zp(rng))
+    y = b.tensor((1, out_h, out_w, out_c), np.int8, out_scale, random_zp(rng))
     b.depthwise_conv_2d(x, weights, bias, y, multiplier, stride, dilation, same, activation=int(rng.choice([0, 1, 3])))
     check_against_reference(tmp_path, b.finish([x], [y]), rng)
 
@@ -92,12 +52,12 @@ def test_depthwise_conv_2d(tmp_path, seed):
 def test_pool_2d(tmp_path, kind, seed):
     rng = np.random.default_rng(5000 + seed)
     while True:
-        in_h, in_w, fh, fw, stride, _, same, out_h, out_w = _geometry(rng)
+        in_h, in_w, fh, fw, stride, _, same, out_h, out_w = random_geometry(rng)
         if out_h > 0 and out_w > 0:
             break
     channels = int(rng.integers(1, 9))
     b = ModelBuilder()
-    scale, zp = _scale(rng), _zp(rng)
+    scale, zp = random_scale(rng), random_zp(rng)
     x = b.tensor((int(rng.integers(1, 3)), in_h, in_w, channels), np.int8, scale, zp)
     y = b.tensor((b.tensors[x].shape[0], out_h, out_w, channels), np.int8, scale, zp)
     b.pool_2d(kind, x, y, (fh, fw), stride, same, activation=int(rng.choice([0, 1, 3])))
@@ -111,15 +71,15 @@ def _second_operand(b: ModelBuilder, rng, a: int, seed: int) -> int:
     kind = seed % 4
     if kind == 3:
         other = [d if rng.random() < 0.6 else 1 for d in shape]
-        return b.tensor(other, np.int8, _scale(rng), _zp(rng), rng.integers(-128, 128, size=other).astype(np.int8))
+        return b.tensor(other, np.int8, random_scale(rng), random_zp(rng), rng.integers(-128, 128, size=other).astype(np.int8))
     if kind == 2 and seed % 8 == 2:
         return a
     axes = [i for i in range(4) if rng.random() < 0.4]
     if kind == 0 or not axes:
-        copy = b.tensor(shape, np.int8, _scale(rng), _zp(rng))
+        copy = b.tensor(shape, np.int8, random_scale(rng), random_zp(rng))
         b.unary("QUANTIZE", a, copy)
         return copy
-    reduced = b.tensor([1 if i in axes else d for i, d in enumerate(shape)], np.int8, _scale(rng), _zp(rng))
+    reduced = b.tensor([1 if i in axes else d for i, d in enumerate(shape)], np.int8, random_scale(rng), random_zp(rng))
     b.mean(a, axes, reduced, keep_dims=True)
     drop = 0
     while drop < 3 and b.tensors[reduced].shape[drop] == 1 and rng.random() < 0.5:
@@ -137,13 +97,13 @@ def _second_operand(b: ModelBuilder, rng, a: int, seed: int) -> int:
 def test_add_and_mul_with_broadcasting(tmp_path, op, seed):
     rng = np.random.default_rng(6000 + seed)
     b = ModelBuilder()
-    a = _activation_input(b, rng, [int(rng.integers(1, 5)) for _ in range(4)])
+    a = activation_input(b, rng, [int(rng.integers(1, 5)) for _ in range(4)])
     second = _second_operand(b, rng, a, seed)
     first, second = (a, second) if rng.random() < 0.5 else (second, a)
     out_shape = list(np.broadcast_shapes(tuple(b.tensors[first].shape), tuple(b.tensors[second].shape)))
     scale_a = float(b.tensors[a].quantization.scale[0])
-    out_scale = _scale(rng) if op == "add" else scale_a * _scale(rng, 0.5, 20) * 0.05
-    y = b.tensor(out_shape, np.int8, out_scale, _zp(rng))
+    out_scale = random_scale(rng) if op == "add" else scale_a * random_scale(rng, 0.5, 20) * 0.05
+    y = b.tensor(out_shape, np.int8, out_scale, random_zp(rng))
     getattr(b, op)(first, second, y, activation=int(rng.choice([0, 1, 3])))
     check_against_reference(tmp_path, b.finish([a], [y]), rng)
 
@@ -155,12 +115,12 @@ def test_mean(tmp_path, seed):
     axes = [1, 2] if seed % 2 == 0 else sorted(rng.choice(4, size=int(rng.integers(1, 4)), replace=False).tolist())
     keep_dims = bool(seed % 4 < 2)
     b = ModelBuilder()
-    scale, zp = _scale(rng), _zp(rng)
+    scale, zp = random_scale(rng), random_zp(rng)
     x = b.tensor(shape, np.int8, scale, zp)
     same_quantization = seed % 3 == 0
     out = [1 if i in axes else d for i, d in enumerate(shape)] if keep_dims else \
         [d for i, d in enumerate(shape) if i not in axes]
-    y = b.tensor(out, np.int8, *((scale, zp) if same_quantization else (_scale(rng), _zp(rng))))
+    y = b.tensor(out, np.int8, *((scale, zp) if same_quantization else (random_scale(rng), random_zp(rng))))
     b.mean(x, axes, y, keep_dims)
     check_against_reference(tmp_path, b.finish([x], [y]), rng)
 
@@ -172,7 +132,7 @@ def test_pad(tmp_path, seed):
     shape = [int(rng.integers(1, 6)) for _ in range(rank)]
     pads = [[int(rng.integers(0, 3)), int(rng.integers(0, 3))] for _ in range(rank)]
     b = ModelBuilder()
-    scale, zp = _scale(rng), _zp(rng)
+    scale, zp = random_scale(rng), random_zp(rng)
     x = b.tensor(shape, np.int8, scale, zp)
     y = b.tensor([d + p + q for d, (p, q) in zip(shape, pads)], np.int8, scale, zp)
     value = int(rng.integers(-128, 128)) if seed % 2 else None     # PADV2 with an explicit value
@@ -188,7 +148,7 @@ def test_concatenation(tmp_path, seed):
     axis = int(rng.integers(0, rank))
     base = [int(rng.integers(1, 5)) for _ in range(rank)]
     b = ModelBuilder()
-    scale, zp = _scale(rng), _zp(rng)
+    scale, zp = random_scale(rng), random_zp(rng)
     x = b.tensor(base, np.int8, scale, zp)
     parts = []
     for _ in range(int(rng.integers(2, 4))):
@@ -211,7 +171,7 @@ def test_logistic_and_tanh(tmp_path, op, seed):
     rng = np.random.default_rng(10000 + seed)
     shape = [int(rng.integers(1, 40)), int(rng.integers(1, 8))]
     b = ModelBuilder()
-    x = b.tensor(shape, np.int8, _scale(rng, 0.002, 0.5), _zp(rng))
+    x = b.tensor(shape, np.int8, random_scale(rng, 0.002, 0.5), random_zp(rng))
     y = b.tensor(shape, np.int8, *((1.0 / 256, -128) if op == "LOGISTIC" else (1.0 / 128, 0)))
     b.unary(op, x, y)
     check_against_reference(tmp_path, b.finish([x], [y]), rng, vectors=6)
@@ -224,8 +184,8 @@ def test_quantize_and_dequantize_at_the_boundary(tmp_path, seed):
     shape = [1, int(rng.integers(1, 64))]
     b = ModelBuilder()
     x = b.tensor(shape, np.float32)
-    q = b.tensor(shape, np.int8, _scale(rng, 0.001, 0.1), _zp(rng))
-    r = b.tensor(shape, np.int8, _scale(rng, 0.001, 0.1), _zp(rng))
+    q = b.tensor(shape, np.int8, random_scale(rng, 0.001, 0.1), random_zp(rng))
+    r = b.tensor(shape, np.int8, random_scale(rng, 0.001, 0.1), random_zp(rng))
     y = b.tensor(shape, np.float32)
     b.unary("QUANTIZE", x, q)
     b.unary("QUANTIZE", q, r)

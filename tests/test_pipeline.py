@@ -4,12 +4,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tinydeploy import data
+from tinydeploy.ml import data
 from tinydeploy.pipeline import build_firmware, run_firmware
 
-from conftest import have_firmware_tools
+from helpers import require_module
 
-pytest.importorskip("tensorflow")
+
 
 
 def test_iot_sensors_split_is_the_demo_split():
@@ -21,10 +21,10 @@ def test_iot_sensors_split_is_the_demo_split():
 
 @pytest.mark.tensorflow
 @pytest.mark.firmware
-@pytest.mark.skipif(not have_firmware_tools(), reason="arm-none-eabi-gcc or qemu-system-arm missing")
 def test_train_quantize_run_iot(tmp_path):
-    from tinydeploy.quantize import quantize
-    from tinydeploy.train import train
+    require_module("tensorflow")
+    from tinydeploy.ml.quantize import quantize
+    from tinydeploy.ml.train import train
     trained = train("iot-sensors", "mlp", tmp_path / "iot.keras", epochs=30)
     q = quantize(trained.model_path, tmp_path / "iot.tflite")
     assert q.int8_accuracy >= q.float_accuracy - 0.01            # within 1 point of float

@@ -7,12 +7,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tinydeploy import reference
-from tinydeploy.codegen import compile_model
-from tinydeploy.host import HostModel
-from tinydeploy.vectors import xorshift32_bytes
+from tinydeploy.verify import reference
+from tinydeploy.compiler.codegen import compile_model
+from tinydeploy.verify.host import HostModel
+from tinydeploy.verify.vectors import xorshift32_bytes
 
-from conftest import SHARED_MODEL_NAMES, shared_model
+from helpers import SHARED_MODEL_NAMES, shared_model
 
 
 @pytest.mark.parametrize("rel", SHARED_MODEL_NAMES)

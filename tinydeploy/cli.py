@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .errors import TinyDeployError
+from tinydeploy.core.errors import TinyDeployError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Take a neural network from data to verified microcontroller firmware.")
@@ -46,7 +46,7 @@ def train(dataset: str = typer.Option("iot-sensors", help="built-in dataset name
           output: Path = typer.Option(..., "-o", "--output", help="where to save the model (.keras)"),
           epochs: int = typer.Option(30, min=1)):
     """Train a small classifier and save it with its data split and feature scaling."""
-    from .train import train as train_model
+    from tinydeploy.ml.train import train as train_model
     result = train_model(dataset, arch, output, label=label, epochs=epochs)
     console.print(f"saved {result.model_path} ({result.parameters:,} parameters); "
                   f"float test accuracy [bold]{100 * result.test_accuracy:.2f}%[/]")
@@ -56,7 +56,7 @@ def train(dataset: str = typer.Option("iot-sensors", help="built-in dataset name
 def quantize(model: Path = typer.Argument(..., help="trained .keras model"),
              output: Path = typer.Option(..., "-o", "--output", help="int8 .tflite to write")):
     """Quantize to full-integer int8 and report the accuracy lost."""
-    from .quantize import quantize as quantize_model
+    from tinydeploy.ml.quantize import quantize as quantize_model
     r = quantize_model(model, output)
     t = Table(title=f"{r.tflite_path} ({r.tflite_bytes:,} bytes)")
     t.add_column("model")
@@ -71,7 +71,7 @@ def quantize(model: Path = typer.Argument(..., help="trained .keras model"),
 def convert(model: Path = typer.Argument(..., help="int8 .tflite model"),
             output: Path = typer.Option(..., "-o", "--output", help="directory for the C library")):
     """Turn a .tflite into a self-contained C library (AOT model + kernels + flatbuffer array)."""
-    from .codegen import compile_model, write_library
+    from tinydeploy.compiler.codegen import compile_model, write_library
     compiled = compile_model(model)
     write_library(compiled, output)
     console.print(f"wrote {output}/{compiled.name}.h, {compiled.name}.c, {compiled.name}_tflite.c and kernels: "
@@ -87,8 +87,8 @@ def build(model: Path = typer.Argument(..., help="int8 .tflite model"),
 
     Emulated boards build offline; real boards (esp32, nucleo_f446re, ...) build with your own
     PlatformIO platforms. Exit code 3: the project is rendered but this machine cannot build it."""
-    from .pipeline import build_firmware
-    from .report import size_table
+    from tinydeploy.pipeline import build_firmware
+    from tinydeploy.analysis.report import size_table
     fw = build_firmware(model, board, output, vectors)
     console.print(size_table(fw))
     console.print(f"firmware: {fw.elf}")
@@ -101,7 +101,7 @@ def flash(model: Path = typer.Argument(..., help="int8 .tflite model"),
           vectors: int = typer.Option(50, min=1, help="test vectors baked into the firmware"),
           port: Optional[str] = typer.Option(None, help="upload port [PlatformIO finds it]")):
     """Build for a real board and upload it (PlatformIO `run -t upload`); then `run --port` checks it."""
-    from .pipeline import flash_firmware
+    from tinydeploy.pipeline import flash_firmware
     fw = flash_firmware(model, board, output, vectors, port)
     console.print(f"flashed {fw.project} to {fw.board.name}; check it with "
                   f"`tinydeploy run {model} --board {fw.board.name} --port <serial port>`")
@@ -121,11 +121,11 @@ def run(model: Path = typer.Argument(..., help="int8 .tflite model"),
 
     A real board without --port runs on its emulated proxy (same core); the time is then
     estimated at the real board's clock."""
-    from . import boards as boards_mod
-    from .build import platform_installed
-    from .paths import atomic_write
-    from .pipeline import build_firmware, build_for_emulation, run_firmware
-    from .report import run_table, summary
+    from tinydeploy.platforms import boards as boards_mod
+    from tinydeploy.platforms.platformio import platform_installed
+    from tinydeploy.core.resources import atomic_write
+    from tinydeploy.pipeline import build_firmware, build_for_emulation, run_firmware
+    from tinydeploy.analysis.report import run_table, summary
     if emulator not in ("qemu", "renode"):
         raise TinyDeployError(f"unknown emulator '{emulator}'; use qemu or renode")
     target = boards_mod.get(board)
@@ -153,9 +153,9 @@ def bench(models: list[Path] = typer.Argument(..., help="int8 .tflite models"),
           baseline: Optional[Path] = typer.Option(None, "--baseline",
                                                   help="earlier --json output: exit 1 if anything got >2% worse")):
     """Instructions per inference, memory and flash per model and board, next to TFLite Micro's figures."""
-    from . import bench as bench_mod
-    from .paths import atomic_write
-    from .report import bench_tables
+    from tinydeploy.analysis import bench as bench_mod
+    from tinydeploy.core.resources import atomic_write
+    from tinydeploy.analysis.report import bench_tables
     bench_mod.check_models(models)
     old = bench_mod.load_baseline(baseline) if baseline else None
     pairs = [(m, b) for m in models for b in board]
@@ -177,7 +177,7 @@ def bench(models: list[Path] = typer.Argument(..., help="int8 .tflite models"),
 @command
 def inspect(model: Path = typer.Argument(..., help=".tflite model")):
     """Ops, tensors and quantization, MACs and weight bytes per layer, planned arena."""
-    from .inspect_model import inspect as inspect_model
+    from tinydeploy.analysis.inspect import inspect as inspect_model
     r = inspect_model(model)
     ops = Table(title=f"{model}: {len(r.rows)} operators")
     for col in ("#", "op", "output shape", "MACs", "weight bytes", "output at arena offset"):
@@ -213,7 +213,7 @@ def inspect(model: Path = typer.Argument(..., help=".tflite model")):
 @command
 def boards(renode: bool = typer.Option(False, "--renode", help="regenerate renode/<board>.repl and .resc")):
     """The board catalog (boards/*.yaml): what each board is and what this machine can do with it."""
-    from .boards import catalog, status_here
+    from tinydeploy.platforms.boards import catalog, status_here
     t = Table(title="boards (emulated: built offline and run in QEMU here; real: PlatformIO projects to flash)")
     for col in ("board", "kind", "core", "clock", "flash", "RAM", "emulator / proxy", "on this machine"):
         t.add_column(col)
@@ -225,14 +225,14 @@ def boards(renode: bool = typer.Option(False, "--renode", help="regenerate renod
                   f"{b.flash.size // 1024:,} KB", f"{b.ram.size // 1024:,} KB", where, status_here(b))
     console.print(t)
     if renode:
-        from .renode import render_scripts
+        from tinydeploy.platforms.renode import render_scripts
         console.print(f"wrote {len(render_scripts())} Renode files into renode/")
 
 
 @command
 def doctor():
     """Say which tools are installed and what to install for the missing ones."""
-    from .doctor import checks
+    from tinydeploy.core.doctor import checks
     t = Table(title="tinydeploy doctor")
     for col in ("tool", "status", "needed for", "to install"):
         t.add_column(col)

@@ -8,13 +8,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import boards, build as build_mod, reference, render, vectors as vectors_mod
-from .boards import Board
-from .build import SizeReport
-from .codegen import CompiledModel, compile_model
-from .errors import TinyDeployError
-from .targets import QemuTarget, RenodeTarget, SerialTarget
-from .verify import RunResult, run_and_verify
+from tinydeploy.platforms import boards
+
+from tinydeploy.platforms import platformio as build_mod
+
+from tinydeploy.verify import reference
+
+from tinydeploy.platforms import render
+
+from tinydeploy.verify import vectors as vectors_mod
+from tinydeploy.platforms.boards import Board
+from tinydeploy.platforms.platformio import SizeReport
+from tinydeploy.compiler.codegen import CompiledModel, compile_model
+from tinydeploy.core.errors import TinyDeployError
+from tinydeploy.platforms.targets import QemuTarget, RenodeTarget, SerialTarget
+from tinydeploy.verify.compare import RunResult, run_and_verify
 
 
 @dataclass

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .boards import Board, catalog
-from .paths import ROOT
-
-RENODE_DIR = ROOT / "renode"
+from tinydeploy.platforms.boards import Board, catalog
+from tinydeploy.core.resources import RENODE as RENODE_DIR
 
 # Renode peripheral models for tinydeploy's UART kinds.
 _UART_MODELS = {"cmsdk": "UART.CMSDK_APB_UART", "pl011": "UART.PL011", "nrf": "UART.NRF52840_UART",

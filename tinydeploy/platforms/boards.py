@@ -18,8 +18,8 @@ from pathlib import Path
 
 import yaml
 
-from .errors import TinyDeployError
-from .paths import BOARDS
+from tinydeploy.core.errors import TinyDeployError
+from tinydeploy.core.resources import BOARDS
 
 _UART_DEFINES = {"cmsdk": "TD_UART_CMSDK", "pl011": "TD_UART_PL011", "nrf": "TD_UART_NRF",
                  "stm32": "TD_UART_STM32", "ns16550": "TD_UART_NS16550"}
@@ -176,7 +176,7 @@ def status_here(board: Board) -> str:
     if board.emulated:
         missing = board.missing_tools()
         return "build + run" if not missing else "missing " + ", ".join(m.split(" ")[0] for m in missing)
-    from .build import platform_installed          # build imports this module
+    from tinydeploy.platforms.platformio import platform_installed          # build imports this module
     if platform_installed(board):
         return "build + flash"
     proxy = f"; run via {board.proxy}" if board.proxy else ""

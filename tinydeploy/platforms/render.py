@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .boards import Board
-from .codegen import CompiledModel, c_values, template_env, write_library
-from .errors import TinyDeployError
-from .paths import FIRMWARE, atomic_dir
-from .vectors import Vectors
+from tinydeploy.platforms.boards import Board
+from tinydeploy.compiler.codegen import CompiledModel, c_values, template_env, write_library
+from tinydeploy.core.errors import TinyDeployError
+from tinydeploy.core.resources import FIRMWARE, atomic_dir
+from tinydeploy.verify.vectors import Vectors
 
 MANIFEST = "tinydeploy.json"
 PLATFORM_DIR = FIRMWARE / "platform"

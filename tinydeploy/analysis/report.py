@@ -5,8 +5,8 @@ import statistics
 
 from rich.table import Table
 
-from .pipeline import Firmware
-from .verify import RunResult
+from tinydeploy.pipeline import Firmware
+from tinydeploy.verify.compare import RunResult
 
 
 

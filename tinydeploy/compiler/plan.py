@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .graph import Graph
-from .lower import Step
+from tinydeploy.ir.graph import Graph
+from tinydeploy.compiler.lower import Step
 
 ALIGNMENT = 4
 

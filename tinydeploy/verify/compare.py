@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import reference
-from .errors import TinyDeployError
-from .targets import Target
+from tinydeploy.verify import reference
+from tinydeploy.core.errors import TinyDeployError
+from tinydeploy.platforms.targets import Target
 
 
 @dataclass

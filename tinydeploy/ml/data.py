@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import TinyDeployError
-from .paths import atomic_write
+from tinydeploy.core.errors import TinyDeployError
+from tinydeploy.core.resources import atomic_write
 
 BUILTIN = ("iot-sensors",)
 SPLIT_SEED = 42

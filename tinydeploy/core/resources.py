@@ -1,18 +1,23 @@
-"""Where tinydeploy's own resources live, and writing outputs atomically."""
+"""Where tinydeploy's own resources live (package data, found through importlib.resources),
+the user's cache, and writing outputs atomically."""
 from __future__ import annotations
 
 import contextlib
 import os
 import shutil
 import tempfile
+from importlib import resources
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-TEMPLATES = ROOT / "templates"
-FIRMWARE = ROOT / "firmware"
+# The package's data (boards/, templates/, firmware/, renode/) ships inside the wheel. An installed
+# wheel or a source checkout is a real directory, so the files can be copied and symlinked.
+RESOURCES = Path(str(resources.files("tinydeploy") / "resources"))
+TEMPLATES = RESOURCES / "templates"
+FIRMWARE = RESOURCES / "firmware"
 KERNELS = FIRMWARE / "kernels"
-BOARDS = ROOT / "boards"
-RENODE = ROOT / "renode"
+BOARDS = RESOURCES / "boards"
+RENODE = RESOURCES / "renode"
+TFLM_FIGURES = RESOURCES / "tflm_figures.json"
 
 
 def cache_dir() -> Path:

@@ -11,12 +11,12 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import graph as graph_mod
-from .errors import TinyDeployError
-from .pipeline import build_for_emulation, run_firmware
-from .report import summary
+from tinydeploy.ir import graph as graph_mod
+from tinydeploy.core.errors import TinyDeployError
+from tinydeploy.core.resources import TFLM_FIGURES
+from tinydeploy.pipeline import build_for_emulation, run_firmware
+from tinydeploy.analysis.report import summary
 
-TFLM_FIGURES = Path(__file__).with_name("tflm_figures.json")
 REGRESSION_TOLERANCE = 0.02
 COMPARED = ("instructions", "arena_bytes", "code_bytes", "flash_bytes")     # lower is better
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import TinyDeployError
+from tinydeploy.core.errors import TinyDeployError
 
 _DTYPES = {
     0: ("float32", np.float32), 1: ("float16", np.float16), 2: ("int32", np.int32),

@@ -10,9 +10,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .boards import Board
-from .errors import TinyDeployError
-from .paths import atomic_write, cache_dir
+from tinydeploy.platforms.boards import Board
+from tinydeploy.core.errors import TinyDeployError
+from tinydeploy.core.resources import atomic_write, cache_dir
 
 SCONS_PACKAGE_VERSION = "4.41101.0"      # PlatformIO's encoding of SCons 4.11.1
 

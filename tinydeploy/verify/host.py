@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .codegen import CompiledModel, kernel_sources, render_sources
-from .errors import TinyDeployError
+from tinydeploy.compiler.codegen import CompiledModel, kernel_sources, render_sources
+from tinydeploy.core.errors import TinyDeployError
 
 _TRACE_SHIM = r"""
 #include <stdint.h>

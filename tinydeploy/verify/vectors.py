@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .graph import Graph
+from tinydeploy.ir.graph import Graph
 
 
 @dataclass

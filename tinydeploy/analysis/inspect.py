@@ -3,9 +3,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import graph as graph_mod, reference
-from .errors import TinyDeployError
-from .graph import Graph
+from tinydeploy.ir import graph as graph_mod
+
+from tinydeploy.verify import reference
+from tinydeploy.core.errors import TinyDeployError
+from tinydeploy.ir.graph import Graph
 
 
 def _quant(t) -> str:
@@ -37,7 +39,7 @@ def inspect(path) -> Inspection:
                     constant=t.is_constant, bytes=t.nbytes) for t in g.tensors]
     arena = unsupported = None
     try:
-        from .codegen import compile_model
+        from tinydeploy.compiler.codegen import compile_model
         compiled = compile_model(path)
         arena = compiled.plan.arena_size
         for row, op in zip(rows, g.operators):

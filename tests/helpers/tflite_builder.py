@@ -9,9 +9,9 @@ import flatbuffers
 import numpy as np
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as s
 
-from tinydeploy import reference
-from tinydeploy.codegen import CompiledModel, compile_model
-from tinydeploy.host import HostModel
+from tinydeploy.verify import reference
+from tinydeploy.compiler.codegen import CompiledModel, compile_model
+from tinydeploy.verify.host import HostModel
 
 _TYPES = {np.int8: s.TensorType.INT8, np.int32: s.TensorType.INT32, np.float32: s.TensorType.FLOAT32}
 

@@ -6,8 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import data as data_mod
-from .errors import TinyDeployError
+from tinydeploy.ml import data as data_mod
+from tinydeploy.core.errors import TinyDeployError
 
 ARCHS = ("mlp", "cloud")
 

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import quant
-from .errors import TinyDeployError
-from .graph import Graph, Operator, Tensor, op_macs
+from tinydeploy.compiler import quant
+from tinydeploy.core.errors import TinyDeployError
+from tinydeploy.ir.graph import Graph, Operator, Tensor, op_macs
 
 QUANTIZE_HINT = ("Quantize it to full integer (`tinydeploy quantize`, or TFLiteConverter with TFLITE_BUILTINS_INT8 "
                  "and int8 inference_input_type/inference_output_type)")

@@ -14,11 +14,11 @@ from pathlib import Path
 import jinja2
 import numpy as np
 
-from . import graph as graph_mod
-from .graph import Graph, Tensor
-from .lower import ArrayRef, Step, lower
-from .paths import KERNELS, TEMPLATES, atomic_dir
-from .plan import MemoryPlan, plan
+from tinydeploy.ir import graph as graph_mod
+from tinydeploy.ir.graph import Graph, Tensor
+from tinydeploy.compiler.lower import ArrayRef, Step, lower
+from tinydeploy.core.resources import KERNELS, TEMPLATES, atomic_dir
+from tinydeploy.compiler.plan import MemoryPlan, plan
 
 
 @dataclass

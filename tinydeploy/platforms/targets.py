@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from .boards import Board
-from .errors import TinyDeployError
+from tinydeploy.platforms.boards import Board
+from tinydeploy.core.errors import TinyDeployError
 
 
 class Target:
@@ -134,7 +134,7 @@ class RenodeTarget(SerialTarget):
         if shutil.which("renode") is None:
             raise TinyDeployError("renode is not installed on this machine (no Debian or PyPI package provides it); "
                                   "install it from https://renode.io and rerun, or drop --emulator renode to use QEMU")
-        from .renode import RENODE_DIR
+        from tinydeploy.platforms.renode import RENODE_DIR
         script = RENODE_DIR / f"{board.name}.resc"
         if not script.exists():
             raise TinyDeployError(f"{script} is missing; regenerate the scripts with `tinydeploy boards --renode`")

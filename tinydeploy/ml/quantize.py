@@ -7,10 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import data as data_mod, reference
-from .errors import TinyDeployError
-from .paths import atomic_write
-from .vectors import testset_path
+from tinydeploy.ml import data as data_mod
+
+from tinydeploy.verify import reference
+from tinydeploy.core.errors import TinyDeployError
+from tinydeploy.core.resources import atomic_write
+from tinydeploy.verify.vectors import testset_path
 
 REPRESENTATIVE_SAMPLES = 500
 
@@ -43,7 +45,7 @@ def quantize(keras_path: Path, out: Path) -> QuantizeResult:
     if ds is None:
         raise TinyDeployError(f"{data_mod.spec_path(keras_path)} is missing: quantization needs the training data "
                               "for calibration; train the model with `tinydeploy train`")
-    from .train import quiet_tensorflow, silenced
+    from tinydeploy.ml.train import quiet_tensorflow, silenced
     tf = quiet_tensorflow()
     try:
         model = tf.keras.models.load_model(keras_path)
@@ -64,7 +66,7 @@ def quantize(keras_path: Path, out: Path) -> QuantizeResult:
         flatbuffer = converter.convert()
 
     float_acc = float(np.mean(np.argmax(model.predict(ds.x_test, verbose=0), axis=1) == ds.y_test))
-    from .graph import load as load_graph
+    from tinydeploy.ir.graph import load as load_graph
     atomic_write(out, flatbuffer)
     x = load_graph(out).input_tensor()
     x_q = quantize_inputs(ds.x_test, float(x.scale[0]), int(x.zero_point[0]))
