@@ -19,8 +19,13 @@ fi
 
 PYTHON="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-if ! .venv/bin/python -c "import tinydeploy, tensorflow, tflite_micro, platformio, pytest" 2>/dev/null; then
+# Reinstall whenever pyproject.toml (the dependency list) changed since the last install.
+stamp=.venv/.tinydeploy-installed
+wanted=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ] || \
+   ! .venv/bin/python -c "import tinydeploy, tensorflow, tflite_micro, platformio, pytest" 2>/dev/null; then
     .venv/bin/pip install -q --upgrade pip
     .venv/bin/pip install -q -e '.[train,dev]'
+    echo "$wanted" > "$stamp"
 fi
 echo "tinydeploy is set up: .venv/bin/tinydeploy doctor"

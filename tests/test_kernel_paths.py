@@ -79,7 +79,7 @@ def _add(rng, shape, other_shape):
     return b.finish([x], [y])
 
 
-DW = "td_depthwise_conv_s8_m1"
+DW = "td_depthwise_conv_m1_s8"
 CASES = {
     # name: (builder, expected kernel, extra check on the lowered step)
     "pointwise, pixels read in place, even pixel count": (

@@ -82,7 +82,7 @@ def _wrap32(v: int) -> int:
 def test_fast_rescale_records_equal_tflite_rounding(seed):
     """td_rescale_fast's arithmetic (int32, as the C does it) against TFLite's MultiplyByQuantizedMultiplier
     plus the output offset, for multipliers above and below one, at and inside the proven bounds."""
-    from tinydeploy.compiler.lower import rescale_records
+    from tinydeploy.compiler.quant import rescale_records
     from tinydeploy.compiler.quant import multiply_by_quantized_multiplier, quantize_multiplier
     rng = np.random.default_rng(seed)
     reals = np.concatenate([np.exp(rng.uniform(np.log(1e-6), np.log(8.0), 60)), [1e-9]])

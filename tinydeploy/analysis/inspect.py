@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tinydeploy.compiler import ops
 from tinydeploy.ir import graph as graph_mod
 
 from tinydeploy.verify import reference
@@ -34,7 +35,7 @@ def inspect(path) -> Inspection:
     for op in g.operators:
         weights = sum(g.tensors[i].nbytes for i in op.inputs if i >= 0 and g.tensors[i].is_constant)
         out = g.tensors[op.outputs[0]]
-        rows.append(dict(index=op.index, op=op.op, output_shape=list(out.shape), macs=graph_mod.op_macs(g, op), weight_bytes=weights))
+        rows.append(dict(index=op.index, op=op.op, output_shape=list(out.shape), macs=ops.macs(g, op), weight_bytes=weights))
     tensors = [dict(index=t.index, name=t.name, shape=list(t.shape), dtype=t.dtype, quantization=_quant(t),
                     constant=t.is_constant, bytes=t.nbytes) for t in g.tensors]
     arena = unsupported = None

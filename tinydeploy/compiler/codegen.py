@@ -14,9 +14,10 @@ from pathlib import Path
 import jinja2
 import numpy as np
 
+from tinydeploy.compiler.lower import lower
+from tinydeploy.compiler.step import ArrayRef, Step
 from tinydeploy.ir import graph as graph_mod
 from tinydeploy.ir.graph import Graph, Tensor
-from tinydeploy.compiler.lower import ArrayRef, Step, lower
 from tinydeploy.core.resources import KERNELS, TEMPLATES, atomic_dir
 from tinydeploy.compiler.plan import MemoryPlan, plan
 

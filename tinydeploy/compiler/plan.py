@@ -3,16 +3,17 @@
 All activation tensors, the model's input and output included, live in one
 static arena. Tensors whose lifetimes (first write .. last read, in operator
 order) don't overlap share memory, so the input's bytes are reused once the
-first layer has read them. Beyond that:
+first layer has read them. Beyond that, each step's declared aliasing
+(`Aliasing`, registered by its op; the planner never infers it) allows:
 
-- a reshape shares its input's bytes;
-- an elementwise op writes over a same-shape input nobody reads after it;
-- a windowed op (convolution, pooling) that is its input's last reader writes
-  its output *overlapping* the input, starting D bytes before it: output
-  pixels are written in order, and D is the smallest distance at which no
-  output byte lands on input bytes a later pixel still reads (computed from
-  the op's geometry, with one pixel of slack for kernels that write pixels in
-  pairs);
+- SHARES_INPUT (RESHAPE): the output is the input's bytes;
+- IN_PLACE (elementwise ops): the output takes over a same-shape, same-type
+  input nobody reads after it;
+- STREAMING (convolutions, pooling): when the op is its input's last reader,
+  its output may *overlap* the input, starting `step.stream_distance` bytes
+  before it (the op computes the distance from its geometry: output pixels are
+  written in order, and no output byte may land on input bytes a later pixel
+  still reads);
 - a kernel's scratch buffer lives for its one call.
 
 Placement is greedy, largest buffer first, at the lowest offset that fits
@@ -25,10 +26,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
-
+from tinydeploy.compiler.step import Aliasing, Step
 from tinydeploy.ir.graph import Graph
-from tinydeploy.compiler.lower import Step
 
 ALIGNMENT = 4
 
@@ -56,28 +55,6 @@ def _align(n: int) -> int:
     return (n + ALIGNMENT - 1) // ALIGNMENT * ALIGNMENT
 
 
-def overlap_distance(win: dict[str, int]) -> int:
-    """Bytes by which a windowed op's output may start before its input (see the module docstring)."""
-    lows = []
-    for b in range(win["batches"]):
-        oy = np.arange(win["out_h"])
-        ox = np.arange(win["out_w"])
-        first_y = _first_read(oy * win["stride_h"] - win["pad_h"], win["dilation_h"])
-        first_x = _first_read(ox * win["stride_w"] - win["pad_w"], win["dilation_w"])
-        low = ((b * win["in_h"] + first_y[:, None]) * win["in_w"] + first_x[None, :]) * win["in_c"]
-        lows.append(low.reshape(-1))
-    low = np.concatenate(lows).astype(np.int64)
-    still_needed = np.minimum.accumulate(low[::-1])[::-1]      # lowest input byte read by this pixel or later
-    written = (np.arange(low.size, dtype=np.int64) + 2) * win["out_c"]   # through the next pixel
-    return max(0, int(np.max(written - still_needed)))
-
-
-def _first_read(origin: np.ndarray, dilation: int) -> np.ndarray:
-    """First input coordinate a window starting at ``origin`` reads (its first tap inside)."""
-    skipped = np.where(origin < 0, (-origin + dilation - 1) // dilation, 0)
-    return origin + skipped * dilation
-
-
 def _can_overwrite(graph: Graph, group: dict[int, int], last_read: dict[int, int], t: int, out: int, step: int) -> bool:
     """True when step ``step`` may write ``out`` over input ``t``: same shape and type, and no later reader."""
     a, b = graph.tensors[t], graph.tensors[out]
@@ -101,9 +78,9 @@ def plan(graph: Graph, steps: list[Step]) -> MemoryPlan:
         for t in step.inputs + step.outputs:
             group.setdefault(t, t)
         out = step.outputs[0]
-        if step.kernel is None:                  # an aliasing reshape
+        if step.aliasing is Aliasing.SHARES_INPUT:
             group[out] = group[step.inputs[0]]
-        elif step.in_place:
+        elif step.aliasing is Aliasing.IN_PLACE:
             for t in step.inputs:
                 if _can_overwrite(graph, group, last_read, t, out, i):
                     group[out] = group[t]
@@ -125,10 +102,10 @@ def plan(graph: Graph, steps: list[Step]) -> MemoryPlan:
     # A windowed op that is its input's last reader may write its output overlapping the input.
     overlaps: dict[tuple[int, int], int] = {}    # (input group, output group) -> minimum distance
     for i, step in enumerate(steps):
-        if step.streams and step.inputs:
+        if step.aliasing is Aliasing.STREAMING and step.inputs:
             src, dst = group[step.inputs[0]], group[step.outputs[0]]
             if src != dst and _group_done(group, last_read, src, i):
-                overlaps[(src, dst)] = _align(overlap_distance(step.scalars["win"]))
+                overlaps[(src, dst)] = _align(step.stream_distance)
 
     members: dict[int, list[int]] = {}
     for t, root in group.items():

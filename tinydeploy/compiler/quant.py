@@ -10,6 +10,8 @@ import math
 
 import numpy as np
 
+from tinydeploy.ir.schema import Activation
+
 INT8_MIN, INT8_MAX = -128, 127
 
 
@@ -59,20 +61,21 @@ def conv_multipliers(input_scale: np.float32, filter_scales: np.ndarray,
     return mults, shifts
 
 
-def activation_range(activation: int, scale: np.float32, zero_point: int) -> tuple[int, int]:
-    """Clamp bounds for a fused activation (0 none, 1 RELU, 2 RELU_N1_TO_1, 3 RELU6)."""
+# Real-valued bounds of the fused activations the kernels clamp to (None: unbounded on that side).
+_ACTIVATION_BOUNDS = {Activation.NONE: (None, None), Activation.RELU: (0.0, None),
+                      Activation.RELU_N1_TO_1: (-1.0, 1.0), Activation.RELU6: (0.0, 6.0)}
+
+
+def activation_range(activation: Activation, scale: np.float32, zero_point: int) -> tuple[int, int]:
+    """int8 clamp bounds for a fused activation (ValueError for one the kernels can't clamp to)."""
+    if activation not in _ACTIVATION_BOUNDS:
+        raise ValueError(f"fused activation {activation}")
+
     def q(f: float) -> int:
         return int(zero_point) + int(round_half_away(float(np.float32(f) / np.float32(scale))))
-    lo, hi = INT8_MIN, INT8_MAX
-    if activation == 1:
-        lo = max(lo, q(0.0))
-    elif activation == 2:
-        lo, hi = max(lo, q(-1.0)), min(hi, q(1.0))
-    elif activation == 3:
-        lo, hi = max(lo, q(0.0)), min(hi, q(6.0))
-    elif activation != 0:
-        raise ValueError(f"fused activation {activation}")
-    return lo, hi
+    low, high = _ACTIVATION_BOUNDS[activation]
+    return (INT8_MIN if low is None else max(INT8_MIN, q(low)),
+            INT8_MAX if high is None else min(INT8_MAX, q(high)))
 
 
 def softmax_params(beta: float, input_scale: np.float32) -> tuple[int, int, int]:
@@ -109,3 +112,47 @@ def mean_sum_multiplier(multiplier: int, shift: int, count: int) -> tuple[int, i
     """Fold 1/count into a MEAN's rescaling multiplier, as the reference's QuantizedMeanOrSum does."""
     extra = min(count.bit_length() - 1, 32, 31 + shift)
     return (multiplier << extra) // count, shift - extra
+
+
+INT32_LIMIT = 1 << 31
+
+
+def channel_bounds(per_row: np.ndarray, channels: int) -> np.ndarray:
+    """Accumulator bounds per requantization channel: per row, or their maximum for one per-tensor scale."""
+    return per_row if channels == len(per_row) else np.full(channels, per_row.max())
+
+
+def rescale_records(mults: list[int], shifts: list[int], output_offset: int, acc_bound: np.ndarray,
+                    constant_acc: dict[int, int] | None = None) -> tuple[np.ndarray, bool]:
+    """Per-channel td_rescale records [multiplier, left, right, round] and whether td_rescale_fast is
+    exact for every accumulator |acc| <= acc_bound[channel].
+
+    With L = max(shift, 0) and R = max(-shift, 0): left = L + 1, right = R + 1 and round = 2^R +
+    (output_offset << right). td_rescale_fast takes hi = SMMULR(acc << left, multiplier) (TFLite's
+    rounding doubling high multiply of acc * 2^L) and (round + 2 hi - [hi < 0]) >> right, which is its
+    rounding division by 2^R, ties away from zero, plus the output offset, as long as nothing overflows.
+    For the fast path, a channel whose result is provably 0, or whose accumulator is a known constant
+    (`constant_acc`: all its weights are 0), gets multiplier 0 and its result folded into `round`.
+    The exact kernel path reads multiplier and left - right (= shift) only."""
+    exact, fast_records, fast = [], [], True
+    for channel, (m, shift, bound) in enumerate(zip(mults, shifts, (int(b) for b in acc_bound))):
+        left, right = max(shift, 0), max(-shift, 0)
+        exact.append([m, left + 1, right + 1, 0])
+        hi = ((bound << left) * m >> 31) + 1                    # |rounding doubling high multiply| bound
+        if constant_acc and channel in constant_acc:
+            value = multiply_by_quantized_multiplier(constant_acc[channel], m, shift) + output_offset
+            fast_records.append([0, 1, 1, 1 + 2 * value])
+            continue
+        if right >= 1 and hi < 1 << (right - 1):                # always rounds to 0
+            m, left, right, hi = 0, 0, 0, 0
+        round_ = (1 << right) + (output_offset << (right + 1))
+        fast &= (bound << (left + 1)) < INT32_LIMIT and 2 * hi + abs(round_) + 1 < INT32_LIMIT and right < 31
+        fast_records.append([m, left + 1, right + 1, round_])
+    return np.asarray(fast_records if fast else exact, np.int64).astype(np.int32), fast
+
+
+def constant_channels(weights: np.ndarray, bias: np.ndarray, channels: int) -> dict[int, int]:
+    """Channels (per-channel quantization only) whose weights are all 0: their accumulator is the bias."""
+    if channels != len(bias):
+        return {}
+    return {int(c): int(bias[c]) for c in np.flatnonzero(~weights.any(axis=1))}

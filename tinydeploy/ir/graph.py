@@ -10,23 +10,17 @@ from pathlib import Path
 
 import numpy as np
 
-from tinydeploy.core.errors import TinyDeployError
+from tinydeploy.core.errors import BadInput
+from tinydeploy.ir import schema
+from tinydeploy.ir.schema import TensorType
 
 _DTYPES = {
-    0: ("float32", np.float32), 1: ("float16", np.float16), 2: ("int32", np.int32),
-    3: ("uint8", np.uint8), 4: ("int64", np.int64), 6: ("bool", np.bool_),
-    7: ("int16", np.int16), 9: ("int8", np.int8), 17: ("int4", np.int8),
+    TensorType.FLOAT32: ("float32", np.float32), TensorType.FLOAT16: ("float16", np.float16),
+    TensorType.INT32: ("int32", np.int32), TensorType.UINT8: ("uint8", np.uint8),
+    TensorType.INT64: ("int64", np.int64), TensorType.BOOL: ("bool", np.bool_),
+    TensorType.INT16: ("int16", np.int16), TensorType.INT8: ("int8", np.int8),
+    TensorType.INT4: ("int4", np.int8),
 }
-
-
-def _schema():
-    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated
-    return schema_py_generated
-
-
-def _op_names() -> dict[int, str]:
-    ops = _schema().BuiltinOperator
-    return {getattr(ops, n): n for n in dir(ops) if n.isupper()}
 
 
 @dataclass
@@ -93,18 +87,6 @@ class Graph:
         return self.tensors[self.outputs[i]]
 
 
-def op_macs(graph: Graph, op: Operator) -> int:
-    """Multiply-accumulates one inference of ``op`` performs (0 for ops without weights)."""
-    if op.op not in ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D"):
-        return 0
-    w = graph.tensors[op.inputs[1]]
-    if op.op == "FULLY_CONNECTED":
-        per_output = int(np.prod(w.shape[1:]))
-    else:
-        per_output = int(np.prod(w.shape[1:3])) * (w.shape[3] if op.op == "CONV_2D" else 1)
-    return graph.tensors[op.outputs[0]].size * per_output
-
-
 def c_identifier(text: str) -> str:
     """A valid C identifier made from a file stem: `hello-world 2` -> `hello_world_2`."""
     ident = "".join(c if c.isalnum() else "_" for c in text).strip("_").lower() or "model"
@@ -112,24 +94,24 @@ def c_identifier(text: str) -> str:
 
 
 def load(path: str | Path) -> Graph:
-    """Parse ``path`` into a Graph, or raise TinyDeployError saying what is wrong."""
+    """Parse ``path`` into a Graph, or raise BadInput saying what is wrong."""
     path = Path(path)
     if not path.exists():
-        raise TinyDeployError(f"{path}: no such file; give the path to a .tflite model")
+        raise BadInput(f"{path}: no such file; give the path to a .tflite model")
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise TinyDeployError(f"{path}: cannot read it ({exc.strerror}); check its permissions")
+        raise BadInput(f"{path}: cannot read it ({exc.strerror}); check its permissions")
     if len(raw) < 8 or raw[4:8] != b"TFL3":
-        raise TinyDeployError(
+        raise BadInput(
             f"{path}: not a TFLite flatbuffer (no 'TFL3' identifier); "
             "export the model with TFLiteConverter or `tinydeploy quantize`")
     try:
-        model = _schema().ModelT.InitFromPackedBuf(raw, 0)
+        model = schema.generated().ModelT.InitFromPackedBuf(raw, 0)
     except Exception as exc:  # a corrupt buffer can fail anywhere inside the generated reader
-        raise TinyDeployError(f"{path}: the TFLite flatbuffer is corrupt ({type(exc).__name__}); re-export the model")
+        raise BadInput(f"{path}: the TFLite flatbuffer is corrupt ({type(exc).__name__}); re-export the model")
     if not model.subgraphs:
-        raise TinyDeployError(f"{path}: the model has no subgraph; re-export the model")
+        raise BadInput(f"{path}: the model has no subgraph; re-export the model")
     return _to_graph(model, raw, path)
 
 
@@ -145,12 +127,12 @@ def _buffer_data(model, raw: bytes, index: int) -> bytes | None:
 
 
 def _to_graph(model, raw: bytes, path: Path) -> Graph:
-    names = _op_names()
+    names = schema.builtin_op_names()
     sg = model.subgraphs[0]
     tensors = []
     for i, t in enumerate(sg.tensors):
         if t.type not in _DTYPES:
-            raise TinyDeployError(f"{path}: tensor {i} has TFLite type {t.type}, which tinydeploy does not handle")
+            raise BadInput(f"{path}: tensor {i} has TFLite type {t.type}, which tinydeploy does not handle")
         dtype, np_type = _DTYPES[t.type]
         q = t.quantization
         scale = np.asarray(q.scale if q is not None and q.scale is not None else [], dtype=np.float32)
