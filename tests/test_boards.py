@@ -11,17 +11,20 @@ import time
 import numpy as np
 import pytest
 
+from tinydeploy.core.errors import BadInput
 from tinydeploy.platforms import boards
 from tinydeploy.platforms import renode
+from tinydeploy.platforms.arduino import ArduinoPlatform
+from tinydeploy.platforms.emulated import EmulatedPlatform
+from tinydeploy.platforms.registry import platform_for
 from tinydeploy.pipeline import build_firmware, build_for_emulation, run_firmware
 
 from helpers import require_tools, shared_model, tinydeploy, unavailable
 
-EMULATED = [b.name for b in boards.catalog().values() if b.emulated]
-REAL = [b.name for b in boards.catalog().values() if not b.emulated]
+EMULATED = [b.name for b in boards.catalog().values() if isinstance(platform_for(b), EmulatedPlatform)]
+REAL = [b.name for b in boards.catalog().values() if isinstance(platform_for(b), ArduinoPlatform)]
 KWS = "mlperf-tiny/kws_ref_model.tflite"
-
-
+GOOD_BOARD = (boards.BOARDS / "mps2-an386.yaml").read_text()
 
 
 def test_catalog_has_the_boards_users_own():
@@ -29,19 +32,78 @@ def test_catalog_has_the_boards_users_own():
             "mps3-an547", "riscv32-virt"} <= set(EMULATED)
     assert {"esp32dev", "esp32-c3-devkitm-1", "esp32-s3-devkitc-1", "nucleo_f446re", "nucleo_l4r5zi", "nano33ble",
             "pico", "disco_f746ng"} <= set(REAL)
+    assert set(EMULATED) | set(REAL) == set(boards.catalog())
     assert boards.get("esp32").name == "esp32dev"
     for name in REAL:                       # a proxy, when named, is emulated and has the same core
         board = boards.get(name)
         if board.proxy:
-            proxy = boards.get(board.proxy)
-            assert proxy.emulated and proxy.arch == board.arch
+            proxy = platform_for(board).emulation_target()
+            assert proxy.name in EMULATED and proxy.arch == board.arch
             assert proxy.core.replace("plus", "") == board.core.replace("plus", "")
+
+
+def _board_file(tmp_path, text):
+    (tmp_path / "foo.yaml").write_text(text)
+    return tmp_path
+
+
+@pytest.mark.parametrize("text,expected", [
+    (GOOD_BOARD.replace("clock_hz:", "clock_hzz:"), "unknown key 'clock_hzz' (did you mean 'clock_hz'?)"),
+    (GOOD_BOARD.replace("flash: {origin: 0x00000000, size:", "flash: {origin: 0x00000000, sise:"),
+     "unknown key 'flash.sise' (did you mean 'flash.size'?)"),
+    (GOOD_BOARD.replace("clock_hz: 25000000", "clock_hz: fast"), "key 'clock_hz': input should be a valid integer"),
+    (GOOD_BOARD.replace("kind: cmsdk", "kind: 16550"), "key 'uart.kind': input should be 'cmsdk'"),
+    (GOOD_BOARD.replace("dsp: true", "dsp: 1"), "key 'dsp': input should be a valid boolean"),
+    (GOOD_BOARD.replace("core: cortex-m4\n", ""), "missing key 'core'"),
+])
+def test_a_bad_board_file_is_one_line_naming_the_file_and_the_key(tmp_path, text, expected):
+    directory = _board_file(tmp_path, text)
+    with pytest.raises(BadInput) as exc:
+        boards.catalog(directory)
+    message = str(exc.value)
+    assert "\n" not in message and message.startswith(f"{directory / 'foo.yaml'}: ")
+    assert expected in message and "tinydeploy boards --schema" in message
+
+
+def test_a_bad_board_file_through_the_cli(tmp_path):
+    directory = _board_file(tmp_path, GOOD_BOARD.replace("clock_hz:", "clock_hzz:"))
+    proc = tinydeploy("boards", "--dir", directory, cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip() and "took" not in line]
+    assert len(lines) == 1 and "foo.yaml: unknown key 'clock_hzz'" in lines[0]
+    directory = _board_file(tmp_path, GOOD_BOARD.replace("clock_hz: 25000000", "clock_hz: '25 MHz'"))
+    proc = tinydeploy("boards", "--dir", directory, cwd=tmp_path)
+    assert proc.returncode == 2 and "key 'clock_hz'" in proc.stderr and "Traceback" not in proc.stderr
+    (tmp_path / "foo.yaml").write_text(GOOD_BOARD.replace("name: mps2-an386", "name: foo"))
+    proc = tinydeploy("boards", "--dir", directory, cwd=tmp_path)
+    assert proc.returncode == 0 and "│ foo " in proc.stdout and "esp32dev" not in proc.stdout
+
+
+def test_the_schema_lists_every_key_with_type_default_and_meaning(tmp_path):
+    rows = boards.schema_rows()
+    keys = [key for key, _, _, _ in rows]
+    for key in ("name", "clock_hz", "flash.size", "flash.origin", "uart.kind", "exit.kind", "emulator.qemu.machine",
+                "emulator.qemu.icount_shift", "platformio.platform", "proxy", "aliases", "stack"):
+        assert key in keys
+    assert all(kind and default and doc for _, kind, default, doc in rows)
+    proc = tinydeploy("boards", "--schema", cwd=tmp_path)
+    assert proc.returncode == 0
+    for key in keys:
+        assert key in proc.stdout
+
+
+def test_boards_does_not_import_a_platform():
+    """The catalog is a leaf: no import cycle with the PlatformIO runner."""
+    proc = subprocess.run([sys.executable, "-c", "import sys, tinydeploy.platforms.boards; "
+                           "print(sorted(m for m in sys.modules if m.startswith('tinydeploy.platforms')))"],
+                          capture_output=True, text=True, check=True)
+    assert "platformio" not in proc.stdout and "emulated" not in proc.stdout and "registry" not in proc.stdout
 
 
 @pytest.mark.firmware
 @pytest.mark.parametrize("board", EMULATED)
 def test_kws_is_bit_exact_on_every_emulated_board(tmp_path, board):
-    missing = boards.get(board).missing_tools()
+    missing = platform_for(boards.get(board)).missing_tools()
     if missing:
         unavailable(f"not installed: {missing}")
     fw = build_firmware(shared_model(KWS), board, tmp_path / board, vectors=3)
@@ -109,7 +171,7 @@ def test_generated_esp32_sources_compile_warning_free(tmp_path):
 @pytest.mark.firmware
 def test_esp32_c3_code_runs_as_rv32imc(tmp_path):
     """The ESP32-C3's instruction set, with the same model library, in QEMU's riscv32 virt machine."""
-    if boards.get("riscv32-virt").missing_tools():
+    if platform_for(boards.get("riscv32-virt")).missing_tools():
         unavailable("riscv toolchain or qemu-system-riscv32 missing")
     fw = build_for_emulation(shared_model(KWS), "esp32-c3-devkitm-1", tmp_path / "c3", vectors=2)
     assert fw.board.name == "riscv32-virt"
@@ -147,10 +209,12 @@ def test_fit_check_refuses_with_the_numbers(tmp_path):
 
 
 def test_renode_scripts_are_current_and_runs_say_renode_is_missing(tmp_path):
-    written = renode.render_scripts(tmp_path)
+    written = renode.render_scripts(tmp_path / "scripts")
     assert len(written) == 2 * len(EMULATED)
     for path in written:
         assert path.read_text() == (renode.RENODE_DIR / path.name).read_text(), f"renode/{path.name} is stale"
+    proc = tinydeploy("boards", "--renode", tmp_path / "cli", cwd=tmp_path)
+    assert proc.returncode == 0 and len(list((tmp_path / "cli").glob("*.res[c]"))) == len(EMULATED)
     if shutil.which("renode") is None:
         proc = tinydeploy("run", shared_model("tflm/hello_world_int8.tflite"), "--emulator", "renode",
                           "-o", tmp_path / "r", cwd=tmp_path)

@@ -8,20 +8,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from tinydeploy.platforms import boards
-
-from tinydeploy.platforms import platformio as build_mod
-
-from tinydeploy.verify import reference
-
-from tinydeploy.platforms import render
-
-from tinydeploy.verify import vectors as vectors_mod
-from tinydeploy.platforms.boards import Board
-from tinydeploy.platforms.platformio import SizeReport
 from tinydeploy.compiler.codegen import CompiledModel, compile_model
 from tinydeploy.core.errors import TinyDeployError
-from tinydeploy.platforms.targets import QemuTarget, RenodeTarget, SerialTarget
+from tinydeploy.platforms import boards
+from tinydeploy.platforms.base import SizeReport
+from tinydeploy.platforms.boards import Board
+from tinydeploy.platforms.registry import platform_for
+from tinydeploy.verify import reference
+from tinydeploy.verify import vectors as vectors_mod
 from tinydeploy.verify.compare import RunResult, run_and_verify
 
 
@@ -60,12 +54,13 @@ def build_firmware(model_path: str | Path, board_name: str, out_dir: Path | None
     and bakes in the xorshift32 inputs (what benchmarks use); ``build=False`` only
     renders (a real board whose platform is missing here can still be read over serial)."""
     board = boards.get(board_name)
+    platform = platform_for(board)
     model = compile_model(model_path)
     vecs = vectors_mod.load(Path(model_path), model.graph, vectors, testset)
     project = Path(out_dir) if out_dir else default_project_dir(Path(model_path), board.name)
-    render.render_project(model, board, vecs, project, profile)
-    elf = build_mod.build_project(project, board) if build else None
-    size = build_mod.firmware_size(project, elf, board) if elf else None
+    platform.render(model, vecs, project, profile)
+    elf = platform.build(project) if build else None
+    size = platform.size(project, elf) if elf else None
     return Firmware(model, board, project, elf, size, vecs.origin, vecs.inputs.nbytes,
                     (reference.try_arena_usage(model.graph.flatbuffer) or {}).get("head"))
 
@@ -75,7 +70,7 @@ def build_for_emulation(model_path: str | Path, board_name: str, out_dir: Path |
     """Firmware that runs in an emulator for ``board_name``: the board itself, or its emulated proxy
     with the same core (then the counts are scaled to the real board's clock)."""
     board = boards.get(board_name)
-    target = boards.emulation_target(board)
+    target = platform_for(board).emulation_target()
     if target is board:
         return build_firmware(model_path, board.name, out_dir, vectors, **options)
     if out_dir is None:
@@ -83,7 +78,7 @@ def build_for_emulation(model_path: str | Path, board_name: str, out_dir: Path |
     try:
         fw = build_firmware(model_path, target.name, out_dir, vectors, **options)
     except TinyDeployError as exc:
-        raise TinyDeployError(f"{board.name} runs here as its emulated proxy {target.name}: {exc}", exc.exit_code)
+        raise type(exc)(f"{board.name} runs here as its emulated proxy {target.name}: {exc}", exc.exit_code) from None
     fw.stands_in_for = board
     return fw
 
@@ -91,12 +86,7 @@ def build_for_emulation(model_path: str | Path, board_name: str, out_dir: Path |
 def run_firmware(firmware: Firmware, port: str | None = None, baudrate: int = 115200, timeout: float = 120.0,
                  emulator: str = "qemu") -> RunResult:
     """Run the test firmware in the board's emulator (or on the board at ``port``) and verify it."""
-    if port:
-        target = SerialTarget(port, baudrate)
-    elif emulator == "renode":
-        target = RenodeTarget(firmware.board, firmware.elf)
-    else:
-        target = QemuTarget(firmware.board, firmware.elf)
+    target = platform_for(firmware.board).open_transport(firmware.elf, port=port, baudrate=baudrate, emulator=emulator)
     with target:
         return run_and_verify(firmware.project, target, timeout)
 
@@ -105,9 +95,18 @@ def flash_firmware(model_path: str | Path, board_name: str, out_dir: Path | None
                    port: str | None = None) -> Firmware:
     """Build the project for a real board and upload it with PlatformIO (`pio run -t upload`)."""
     board = boards.get(board_name)
-    if board.emulated:
-        raise TinyDeployError(f"{board.name} is an emulated board; there is nothing to flash: "
-                              f"`tinydeploy run --board {board.name}` runs it")
+    platform = platform_for(board)
+    platform.check_flashable()
     fw = build_firmware(model_path, board.name, out_dir, vectors)
-    build_mod.upload_project(fw.project, port)
+    platform.flash(fw.project, port)
     return fw
+
+
+def firmware_for_run(model_path: str | Path, board_name: str, out_dir: Path | None = None, vectors: int = 50,
+                     port: str | None = None) -> Firmware:
+    """What `run` runs: with ``port``, the project for the board itself (flashed earlier; rendered for its
+    manifest and vectors, and built when this machine can); without, firmware for its emulator."""
+    if not port:
+        return build_for_emulation(model_path, board_name, out_dir, vectors)
+    board = boards.get(board_name)
+    return build_firmware(model_path, board.name, out_dir, vectors, build=platform_for(board).can_build_here())

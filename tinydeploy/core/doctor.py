@@ -6,6 +6,8 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
+from tinydeploy.platforms.arch import ARCHES
+
 
 @dataclass
 class Check:
@@ -34,14 +36,14 @@ def checks() -> list[Check]:
                                 ("serial", "run --port (real boards)", "pyserial")):
         found = importlib.util.find_spec(module) is not None
         result.append(Check(module, found, "importable" if found else "missing", needed, f"pip install {pip}"))
-    for tool, needed, apt in (("arm-none-eabi-gcc", "build for Cortex-M boards", "gcc-arm-none-eabi libnewlib-arm-none-eabi"),
-                              ("qemu-system-arm", "run on emulated Cortex-M boards", "qemu-system-arm"),
-                              ("riscv64-unknown-elf-gcc", "build for the RV32IMC board (riscv32-virt)",
-                               "gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf"),
-                              ("qemu-system-riscv32", "run on the RV32IMC board", "qemu-system-misc"),
-                              ("gcc", "host kernel tests", "gcc"),
-                              ("g++", "compile check of the Arduino glue for real boards (tests)", "g++"),
-                              ("renode", "--emulator renode", "(not packaged for Debian; install from renode.io)")):
+    tools = []
+    for arch in ARCHES.values():         # per architecture: its cross toolchain and its QEMU
+        tools += [(arch.toolchain_prefix + "gcc", arch.needed_for_build, arch.toolchain_apt),
+                  (arch.qemu_binary, arch.needed_for_run, arch.qemu_apt)]
+    tools += [("gcc", "host kernel tests", "gcc"),
+              ("g++", "compile check of the Arduino glue for real boards (tests)", "g++"),
+              ("renode", "--emulator renode", "(not packaged for Debian; install from renode.io)")]
+    for tool, needed, apt in tools:
         path = shutil.which(tool)
         detail = _version([tool, "--version"]) if path and tool != "renode" else (path or "not on PATH")
         result.append(Check(tool, path is not None, detail, needed,

@@ -1,183 +1,273 @@
 """The board catalog: one YAML file per board in boards/, no code per board.
 
-Two kinds of board:
+Every file is validated against the declared schema below (`tinydeploy boards --schema`
+prints it): an unknown or mistyped key is one line naming the file and the key.
 
-- emulated: tinydeploy's own start-up code, drivers and linker script, built
-  with the system cross compiler through the offline PlatformIO platform in
-  firmware/platform, and run in QEMU (`emulator.qemu`);
-- real: a project for one of PlatformIO's standard platforms (`platformio`),
-  built with the user's own PlatformIO installation and flashed over USB; its
-  `proxy` names an emulated board with the same core, which `run` uses for an
-  instruction count when no serial port is given.
+What a board's keys mean for building and running it is the business of its platform
+(platforms/registry.py picks one): a board with `emulator.qemu` is built with tinydeploy's
+own start-up code and run in QEMU; a board with `platformio` is a project for one of
+PlatformIO's standard platforms, and its `proxy` names an emulated board with the same core.
+This module only reads and checks the files; it imports no platform.
 """
 from __future__ import annotations
 
-import shutil
-from dataclasses import dataclass, field
+import difflib
+import types
+import typing
 from pathlib import Path
+from typing import Annotated, Any, Literal, Optional
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, Strict, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticUndefined
 
-from tinydeploy.core.errors import TinyDeployError
+from tinydeploy.core.errors import BadInput
 from tinydeploy.core.resources import BOARDS
+from tinydeploy.platforms.arch import ARCHES
 
-_UART_DEFINES = {"cmsdk": "TD_UART_CMSDK", "pl011": "TD_UART_PL011", "nrf": "TD_UART_NRF",
-                 "stm32": "TD_UART_STM32", "ns16550": "TD_UART_NS16550"}
-_EXIT_DEFINES = {"semihosting": "TD_EXIT_SEMIHOSTING", "sifive_test": "TD_EXIT_SIFIVE_TEST", "spin": "TD_EXIT_SPIN"}
-_TOOLCHAINS = {"arm": "arm-none-eabi-", "riscv": "riscv64-unknown-elf-"}
-_CORE_DEFINES = {"arm": "TD_CORE_CORTEXM", "riscv": "TD_CORE_RISCV"}
-_APT_PACKAGES = {"arm": "gcc-arm-none-eabi", "riscv": "gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf"}
+# The drivers in firmware/bsp, by the name a board's YAML gives them, and the define that selects each.
+UART_DRIVERS = {"cmsdk": "TD_UART_CMSDK", "pl011": "TD_UART_PL011", "nrf": "TD_UART_NRF",
+                "stm32": "TD_UART_STM32", "ns16550": "TD_UART_NS16550"}
+EXIT_DRIVERS = {"semihosting": "TD_EXIT_SEMIHOSTING", "sifive_test": "TD_EXIT_SIFIVE_TEST", "spin": "TD_EXIT_SPIN"}
+
+UartKind = Literal[tuple(UART_DRIVERS)]          # type: ignore[valid-type]
+ExitKind = Literal[tuple(EXIT_DRIVERS)]          # type: ignore[valid-type]
+Int = Annotated[int, Strict()]                   # YAML gives numbers as numbers: no "12" or true for an int
+Bool = Annotated[bool, Strict()]
+
+SCHEMA_HINT = "see `tinydeploy boards --schema`"
 
 
-@dataclass(frozen=True)
-class Memory:
-    origin: int
-    size: int
+class _Schema(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-@dataclass(frozen=True)
-class Board:
-    """A board's facts as the YAML states them."""
-    name: str
-    description: str
-    core: str
-    arch: str
-    clock_hz: int
-    flash: Memory
-    ram: Memory
-    uart: dict = field(default_factory=dict)
-    exit: dict = field(default_factory=dict)
-    fpu: str | None = None
-    dsp: bool = False
-    abi: str | None = None
-    stack: int = 4096
-    emulator: dict = field(default_factory=dict)
-    platformio: dict = field(default_factory=dict)
-    proxy: str | None = None
-    aliases: tuple[str, ...] = ()
-    path: Path | None = None
+class Memory(_Schema):
+    """One memory region."""
+    origin: Int = Field(0, ge=0, description="start address (hex is fine: 0x20000000)")
+    size: Int = Field(..., gt=0, description="bytes")
+
+
+class Uart(_Schema):
+    """The console UART tinydeploy's start-up code drives."""
+    kind: UartKind = Field(..., description="driver in firmware/bsp: " + ", ".join(UART_DRIVERS))
+    base: Int = Field(..., ge=0, description="the UART's register base address")
+
+
+class Exit(_Schema):
+    """How the firmware reports its exit status to the emulator."""
+    kind: ExitKind = Field("spin", description="mechanism in firmware/bsp: " + ", ".join(EXIT_DRIVERS))
+    base: Optional[Int] = Field(None, ge=0, description="the exit device's address (sifive_test)")
+
+
+class Qemu(_Schema):
+    """How QEMU emulates the board."""
+    machine: str = Field(..., description="QEMU's -M machine name")
+    binary: Optional[str] = Field(None, description="QEMU system emulator",
+                                  json_schema_extra={"shown_default": "the arch's: " + ", ".join(
+                                      f"{a.qemu_binary} ({a.name})" for a in ARCHES.values())})
+    icount_shift: Int = Field(6, ge=0, le=10, description="-icount shift: 2^shift ns of virtual time per instruction")
+    args: tuple[str, ...] = Field((), description="extra QEMU arguments, e.g. [-bios, none]")
+
+
+class Emulator(_Schema):
+    """Emulators that run the board's firmware."""
+    qemu: Optional[Qemu] = Field(None, description="QEMU settings; present: the board is emulated here")
+
+
+class PlatformIO(_Schema):
+    """The board in one of PlatformIO's standard platforms (a real board)."""
+    platform: str = Field(..., description="PlatformIO platform, e.g. espressif32, ststm32")
+    board: str = Field(..., description="PlatformIO board id, e.g. esp32dev")
+    framework: str = Field(..., description="PlatformIO framework (arduino)")
+    toolchain: Optional[str] = Field(None, description="the platform's toolchain package, named in messages")
+
+
+class Board(_Schema):
+    """A board's facts as its YAML file states them."""
+    name: str = Field(..., description="the board's name, as --board takes it")
+    description: str = Field("", description="one line for tables and generated files",
+                             json_schema_extra={"shown_default": "the name"})
+    core: str = Field(..., description="CPU core: -mcpu (cortex-m4) or base ISA (rv32imc), or informational")
+    arch: str = Field(..., description="architecture: " + ", ".join(ARCHES) + " (emulated boards), or another "
+                                       "(xtensa) for real boards")
+    clock_hz: Int = Field(..., gt=0, description="core clock, for time estimates (Hz)")
+    flash: Memory = Field(..., description="code and constants")
+    ram: Memory = Field(..., description="data, arena and stack")
+    uart: Optional[Uart] = Field(None, description="console UART (emulated boards)")
+    exit: Exit = Field(Exit(), description="exit mechanism (emulated boards); a kind alone is fine: semihosting")
+    fpu: Optional[str] = Field(None, description="FPU for -mfpu (fpv4-sp-d16), or null for none")
+    dsp: Bool = Field(False, description="the core has DSP instructions")
+    abi: Optional[str] = Field(None, description="-mabi for RISC-V; null: ilp32")
+    stack: Int = Field(4096, gt=0, description="stack bytes reserved by the linker script")
+    emulator: Emulator = Field(Emulator(), description="emulators for the board")
+    platformio: Optional[PlatformIO] = Field(None, description="PlatformIO project settings (real boards)")
+    proxy: Optional[str] = Field(None, description="emulated board with the same core that runs a real board's code")
+    aliases: tuple[str, ...] = Field((), description="other names --board accepts")
+
+    _path: Optional[Path] = PrivateAttr(None)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("description") is None and isinstance(data.get("name"), str):
+            data = {**data, "description": data["name"]}
+        return data
+
+    @field_validator("exit", mode="before")
+    @classmethod
+    def _exit_shorthand(cls, value: Any) -> Any:
+        return {"kind": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _runnable(self) -> Board:
+        if self.qemu is not None:
+            if self.arch not in ARCHES:
+                raise ValueError(f"arch '{self.arch}' has no toolchain for emulated boards (arch: {', '.join(ARCHES)})")
+            if self.uart is None:
+                raise ValueError("an emulated board (emulator.qemu) needs a uart {kind, base}")
+        elif self.platformio is None:
+            raise ValueError("a board needs either emulator.qemu or platformio {platform, board, framework}; "
+                             "compare it with boards/esp32dev.yaml")
+        return self
 
     @property
-    def emulated(self) -> bool:
-        return bool(self.qemu)
+    def qemu(self) -> Qemu | None:
+        return self.emulator.qemu
 
     @property
-    def toolchain_prefix(self) -> str:
-        return _TOOLCHAINS[self.arch]
-
-    @property
-    def cpu_flags(self) -> list[str]:
-        """Compiler flags for the core."""
-        if self.arch == "riscv":      # picolibc's specs also give the compiler its headers
-            return [f"-march={self.core}_zicsr", f"-mabi={self.abi or 'ilp32'}", "--specs=picolibc.specs"]
-        flags = [f"-mcpu={self.core}", "-mthumb"]
-        if self.fpu:
-            flags += ["-mfloat-abi=hard", f"-mfpu={self.fpu}"]
-        return flags
-
-    @property
-    def link_flags(self) -> list[str]:
-        """Linker flags: the core (RISC-V links against the base ISA's multilib) and the C library."""
-        if self.arch == "riscv":
-            return [f"-march={self.core}", f"-mabi={self.abi or 'ilp32'}", "--specs=picolibc.specs"]
-        return self.cpu_flags + ["--specs=nano.specs", "--specs=nosys.specs"]
-
-    @property
-    def defines(self) -> list[str]:
-        """Preprocessor flags that select this board's drivers in firmware/bsp."""
-        flags = [f"-D{_CORE_DEFINES[self.arch]}", f"-D{_UART_DEFINES[self.uart['kind']]}",
-                 f"-DTD_UART_BASE={int(self.uart['base']):#x}u", f"-D{_EXIT_DEFINES[self.exit['kind']]}",
-                 f"-DTD_BOARD_CLOCK_HZ={self.clock_hz}u"]
-        if "base" in self.exit:
-            flags.append(f"-DTD_EXIT_BASE={int(self.exit['base']):#x}u")
-        return flags
-
-    @property
-    def qemu(self) -> dict | None:
-        return (self.emulator or {}).get("qemu")
-
-    def missing_tools(self) -> list[str]:
-        """What this machine lacks to build and run this (emulated) board, as install hints."""
-        missing = []
-        if shutil.which(self.toolchain_prefix + "gcc") is None:
-            missing.append(f"{self.toolchain_prefix}gcc (apt-get install {_APT_PACKAGES[self.arch]})")
-        binary = (self.qemu or {}).get("binary", "qemu-system-arm")
-        if shutil.which(binary) is None:
-            package = "qemu-system-arm" if binary.endswith("arm") else "qemu-system-misc"
-            missing.append(f"{binary} (apt-get install {package})")
-        return missing
+    def path(self) -> Path | None:
+        """The YAML file the board was read from."""
+        return self._path
 
 
-def _memory(raw: dict, key: str) -> Memory:
-    return Memory(int(raw[key].get("origin", 0)), int(raw[key]["size"]))
+def _dotted(loc: tuple) -> str:
+    return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".")
 
 
-def _parse(path: Path) -> Board:
+def _model_at(loc: tuple) -> type[BaseModel]:
+    """The schema model a (parent) location points into, for suggesting a key."""
+    model: type[BaseModel] = Board
+    for part in loc:
+        field = model.model_fields.get(part) if isinstance(part, str) else None
+        inner = _submodel(field.annotation) if field else None
+        if inner is None:
+            break
+        model = inner
+    return model
+
+
+def _submodel(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        if isinstance(arg, type) and issubclass(arg, BaseModel):
+            return arg
+    return None
+
+
+def _one_line(path: Path, exc: ValidationError) -> str:
+    """The first problem (an unknown key first: a typo also makes its intended key missing), as one line."""
+    errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
+    first = errors[0]
+    loc, kind = tuple(first["loc"]), first["type"]
+    key = _dotted(loc)
+    if kind == "extra_forbidden":
+        close = difflib.get_close_matches(str(loc[-1]), list(_model_at(loc[:-1]).model_fields), n=1)
+        what = f"unknown key '{key}'" + (f" (did you mean '{_dotted(loc[:-1] + (close[0],))}'?)" if close else "")
+        if close:                    # the key it was meant to be is missing because of the typo: not another problem
+            errors = [e for e in errors if not (e["type"] == "missing" and tuple(e["loc"]) == loc[:-1] + (close[0],))]
+    elif kind == "missing":
+        what = f"missing key '{key}'"
+    elif not loc:
+        what = first["msg"].removeprefix("Value error, ")
+    else:
+        msg = first["msg"]
+        what = f"key '{key}': {msg[0].lower() + msg[1:]}, got {first['input']!r}"
+    more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
+    return f"{path}: {what}{more}; {SCHEMA_HINT}"
+
+
+def parse(path: Path) -> Board:
+    """Read and validate one board file; any problem is one BadInput line naming the file and the key."""
+    path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text())
-        exit_ = raw.get("exit", "spin")
-        exit_ = dict(exit_) if isinstance(exit_, dict) else {"kind": str(exit_)}
-        board = Board(name=str(raw["name"]), description=str(raw.get("description", raw["name"])),
-                      core=str(raw["core"]), arch=str(raw["arch"]), clock_hz=int(raw["clock_hz"]),
-                      flash=_memory(raw, "flash"), ram=_memory(raw, "ram"), uart=dict(raw.get("uart") or {}),
-                      exit=exit_, fpu=raw.get("fpu"), dsp=bool(raw.get("dsp", False)), abi=raw.get("abi"),
-                      stack=int(raw.get("stack", 4096)), emulator=dict(raw.get("emulator") or {}),
-                      platformio=dict(raw.get("platformio") or {}), proxy=raw.get("proxy"),
-                      aliases=tuple(raw.get("aliases") or ()), path=path)
-    except (KeyError, TypeError, ValueError, AttributeError, yaml.YAMLError) as exc:
-        raise TinyDeployError(f"{path}: not a valid board description ({type(exc).__name__}: {exc}); "
-                              "compare it with boards/mps2-an386.yaml")
-    if board.emulated:
-        if (board.arch not in _TOOLCHAINS or board.uart.get("kind") not in _UART_DEFINES
-                or board.exit["kind"] not in _EXIT_DEFINES):
-            raise TinyDeployError(
-                f"{path}: arch '{board.arch}', uart kind '{board.uart.get('kind')}' or exit '{board.exit['kind']}' "
-                f"is not one tinydeploy has drivers for (arch: {sorted(_TOOLCHAINS)}, uart: {sorted(_UART_DEFINES)}, "
-                f"exit: {sorted(_EXIT_DEFINES)})")
-    elif not {"platform", "board", "framework"} <= set(board.platformio):
-        raise TinyDeployError(f"{path}: a board needs either emulator.qemu or platformio "
-                              "{platform, board, framework}; compare it with boards/esp32dev.yaml")
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise BadInput(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
+    except OSError as exc:
+        raise BadInput(f"{path}: cannot read it: {exc.strerror}") from None
+    if not isinstance(raw, dict):
+        raise BadInput(f"{path}: a board file is a mapping of keys (name: ..., core: ...), not "
+                       f"{type(raw).__name__}; {SCHEMA_HINT}")
+    try:
+        board = Board.model_validate(raw)
+    except ValidationError as exc:
+        raise BadInput(_one_line(path, exc)) from None
+    board._path = path
     return board
 
 
 def catalog(directory: Path = BOARDS) -> dict[str, Board]:
-    """All boards, by name."""
+    """All boards in ``directory``, by name."""
     boards = {}
     for path in sorted(Path(directory).glob("*.yaml")):
-        board = _parse(path)
+        board = parse(path)
         boards[board.name] = board
     return boards
 
 
-def get(name: str) -> Board:
-    """The board called ``name`` (or with ``name`` as an alias), or a TinyDeployError listing the known ones."""
-    boards = catalog()
+def get(name: str, directory: Path = BOARDS) -> Board:
+    """The board called ``name`` (or with ``name`` as an alias), or a BadInput listing the known ones."""
+    boards = catalog(directory)
     if name in boards:
         return boards[name]
     for board in boards.values():
         if name in board.aliases:
             return board
-    raise TinyDeployError(f"unknown board '{name}'; known boards: {', '.join(boards)} (see `tinydeploy boards`)")
+    raise BadInput(f"unknown board '{name}'; known boards: {', '.join(boards)} (see `tinydeploy boards`)")
 
 
-def emulation_target(board: Board) -> Board:
-    """The emulated board that runs code for ``board``: itself, or its proxy with the same core."""
-    if board.emulated:
-        return board
-    if not board.proxy:
-        raise TinyDeployError(f"{board.name} ({board.core}) has no emulated proxy on this machine; run it on the board: "
-                              f"`tinydeploy flash --board {board.name}`, then `tinydeploy run --board {board.name} "
-                              "--port /dev/ttyUSB0`")
-    return get(board.proxy)
+# ---- the schema, for `tinydeploy boards --schema` ---------------------------------------------------------------
+
+def _type_name(annotation: Any) -> str:
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is Annotated:
+        return _type_name(args[0])
+    if origin is Literal:
+        return " | ".join(str(a) for a in args)
+    if origin in (typing.Union, types.UnionType):
+        names = [_type_name(a) for a in args if a is not type(None)]
+        return " | ".join(names) + (" | null" if type(None) in args else "")
+    if origin is tuple:
+        return f"list of {_type_name(args[0])}"
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return "mapping"
+    return getattr(annotation, "__name__", str(annotation))
 
 
-def status_here(board: Board) -> str:
-    """What this machine can do with ``board``, in a few words."""
-    if board.emulated:
-        missing = board.missing_tools()
-        return "build + run" if not missing else "missing " + ", ".join(m.split(" ")[0] for m in missing)
-    from tinydeploy.platforms.platformio import platform_installed          # build imports this module
-    if platform_installed(board):
-        return "build + flash"
-    proxy = f"; run via {board.proxy}" if board.proxy else ""
-    return f"render only (no '{board.platformio['platform']}' platform){proxy}"
+def _default_text(field) -> str:
+    value = field.default
+    if isinstance(field.json_schema_extra, dict) and "shown_default" in field.json_schema_extra:
+        return str(field.json_schema_extra["shown_default"])
+    if value is PydanticUndefined:
+        return "required"
+    if isinstance(value, BaseModel):
+        return "{}"                              # the keys below, at their defaults
+    if isinstance(value, bool):
+        return str(value).lower()
+    return {None: "null", (): "[]"}.get(value, str(value))
+
+
+def schema_rows(model: type[BaseModel] = Board, prefix: str = "") -> list[tuple[str, str, str, str]]:
+    """Every key a board file may have: (dotted key, type, default, description); nested mappings expanded."""
+    rows = []
+    for name, field in model.model_fields.items():
+        key = prefix + name
+        rows.append((key, _type_name(field.annotation), _default_text(field), field.description or ""))
+        inner = _submodel(field.annotation)
+        if inner is not None:
+            rows += schema_rows(inner, key + ".")
+    return rows

@@ -1,4 +1,9 @@
-"""Build a rendered project offline with PlatformIO and read its size from the ELF."""
+"""Running PlatformIO: the offline core the emulated boards build with, the user's own
+installation the real boards build and upload with, and reading the image's size.
+
+The platforms (emulated.py, arduino.py) decide which environment a board builds in; this
+module only runs `pio` and reads its results.
+"""
 from __future__ import annotations
 
 import json
@@ -7,25 +12,16 @@ import re
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
-from tinydeploy.platforms.boards import Board
-from tinydeploy.core.errors import TinyDeployError
+from tinydeploy.core.errors import MissingTool, TinyDeployError
 from tinydeploy.core.resources import atomic_write, cache_dir
+from tinydeploy.platforms.base import SizeReport
+
+__all__ = ["SizeReport", "platformio_core", "platformio_env", "user_platformio_core", "user_platformio_env",
+           "platform_installed", "run_build", "upload_project", "elf_size", "summary_size"]
 
 SCONS_PACKAGE_VERSION = "4.41101.0"      # PlatformIO's encoding of SCons 4.11.1
-
-
-@dataclass
-class SizeReport:
-    """Bytes used by the firmware image, by region."""
-    flash: int
-    ram: int
-    sections: dict[str, int]
-
-    def as_dict(self) -> dict:
-        return {"flash": self.flash, "ram": self.ram, "sections": self.sections}
 
 
 def platformio_core() -> Path:
@@ -61,10 +57,7 @@ def _pio_command() -> list[str]:
         return [str(exe)]
     if shutil.which("pio"):
         return ["pio"]
-    raise TinyDeployError("PlatformIO is not installed; run `pip install platformio` (or the README's set-up command)")
-
-
-CANNOT_BUILD_HERE = 3      # exit code: the project is rendered, but this machine cannot build it
+    raise MissingTool("PlatformIO is not installed; run `pip install platformio` (or the README's set-up command)")
 
 
 def user_platformio_core() -> Path:
@@ -72,40 +65,17 @@ def user_platformio_core() -> Path:
     return Path(os.environ.get("PLATFORMIO_CORE_DIR", Path.home() / ".platformio"))
 
 
-def _user_platformio_env() -> dict[str, str]:
+def user_platformio_env() -> dict[str, str]:
     return dict(os.environ, PLATFORMIO_SETTING_ENABLE_TELEMETRY="no")
 
 
-def platform_installed(board: Board) -> bool:
-    """True when the user's PlatformIO has the real board's platform (and so its toolchain)."""
-    return (user_platformio_core() / "platforms" / board.platformio["platform"]).is_dir()
+def platform_installed(platform: str) -> bool:
+    """True when the user's PlatformIO has ``platform`` (espressif32, ststm32, ...), and so its toolchain."""
+    return (user_platformio_core() / "platforms" / platform).is_dir()
 
 
-def check_real_board_platform(project: Path, board: Board) -> None:
-    """Stop with one line when the board's PlatformIO platform is not installed (it can't be downloaded here)."""
-    if platform_installed(board):
-        return
-    platform = board.platformio["platform"]
-    toolchain = board.platformio.get("toolchain", "its toolchain")
-    raise TinyDeployError(
-        f"{board.name}: PlatformIO's '{platform}' platform ({toolchain}, {board.core}) is not installed in "
-        f"{user_platformio_core()} and cannot be downloaded from this machine; the project is ready in {project}: "
-        f"on a machine with internet run `pio run -d {project} -t upload`", exit_code=CANNOT_BUILD_HERE)
-
-
-def build_project(project: Path, board: Board, timeout: float = 600) -> Path:
-    """Run `pio run` in ``project``; returns the ELF path or raises with the compiler's complaint.
-
-    Emulated boards build offline through the local platform; real boards through the
-    user's PlatformIO installation, once its platform for the board is there."""
-    if board.emulated:
-        missing = [tool for tool in board.missing_tools() if "gcc" in tool]
-        if missing:
-            raise TinyDeployError(f"not installed: {missing[0]}; or run `tinydeploy doctor`")
-        env = platformio_env()
-    else:
-        check_real_board_platform(project, board)
-        env = _user_platformio_env()
+def run_build(project: Path, env: dict[str, str], board_name: str, timeout: float = 600) -> Path:
+    """Run `pio run` in ``project`` with ``env``; returns the ELF path or raises with the compiler's complaint."""
     try:
         proc = subprocess.run([*_pio_command(), "run", "-d", str(project)], env=env,
                               capture_output=True, text=True, timeout=timeout)
@@ -117,18 +87,18 @@ def build_project(project: Path, board: Board, timeout: float = 600) -> Path:
         overflow = re.search(r"region `?(\w+)'? overflowed by (\d+) bytes", log)
         if overflow:
             raise TinyDeployError(f"{project}: the firmware does not fit: {overflow.group(1)} overflowed by "
-                                  f"{overflow.group(2)} bytes on {board.name}; pick a bigger board or a smaller model")
+                                  f"{overflow.group(2)} bytes on {board_name}; pick a bigger board or a smaller model")
         errors = [line for line in log.splitlines() if "error" in line.lower()]
         detail = errors[0].strip() if errors else log.strip().splitlines()[-1] if log.strip() else "no output"
         raise TinyDeployError(f"{project}: PlatformIO build failed: {detail} (full log: {project / 'build.log'})")
-    return project / ".pio" / "build" / board.name / "firmware.elf"
+    return project / ".pio" / "build" / board_name / "firmware.elf"
 
 
 def upload_project(project: Path, port: str | None = None, timeout: float = 600) -> None:
     """`pio run -t upload` with the user's PlatformIO (the project must have built)."""
     cmd = [*_pio_command(), "run", "-d", str(project), "-t", "upload"] + (["--upload-port", port] if port else [])
     try:
-        proc = subprocess.run(cmd, env=_user_platformio_env(), capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(cmd, env=user_platformio_env(), capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         raise TinyDeployError(f"{project}: the upload did not finish within {timeout:.0f} s; is the board connected?")
     atomic_write(project / "upload.log", proc.stdout + proc.stderr)
@@ -138,18 +108,9 @@ def upload_project(project: Path, port: str | None = None, timeout: float = 600)
                               f"(full log: {project / 'upload.log'}); check the cable and --port")
 
 
-def firmware_size(project: Path, elf: Path, board: Board) -> SizeReport:
-    """Flash and RAM use: from the ELF's sections for emulated boards, from PlatformIO's summary otherwise."""
-    if board.emulated:
-        return elf_size(elf, board)
-    log = (project / "build.log").read_text()
-    used = {kind: int(n) for kind, n in re.findall(r"^(RAM|Flash):.*?used (\d+) bytes", log, re.MULTILINE)}
-    return SizeReport(used.get("Flash", 0), used.get("RAM", 0), {})
-
-
-def elf_size(elf: Path, board: Board) -> SizeReport:
-    """Flash and RAM use, from the section table (`size -A`)."""
-    proc = subprocess.run([board.toolchain_prefix + "size", "-A", "-d", str(elf)], capture_output=True, text=True, check=True)
+def elf_size(elf: Path, toolchain_prefix: str) -> SizeReport:
+    """Flash and RAM use, from the section table (`<prefix>size -A`)."""
+    proc = subprocess.run([toolchain_prefix + "size", "-A", "-d", str(elf)], capture_output=True, text=True, check=True)
     sections = {}
     for line in proc.stdout.splitlines():
         parts = line.split()
@@ -158,3 +119,10 @@ def elf_size(elf: Path, board: Board) -> SizeReport:
     flash = sum(sections.get(s, 0) for s in (".isr_vector", ".text", ".rodata", ".ARM.exidx", ".data"))
     ram = sum(sections.get(s, 0) for s in (".data", ".bss", "._stack_check"))
     return SizeReport(flash, ram, sections)
+
+
+def summary_size(project: Path) -> SizeReport:
+    """Flash and RAM use, from the RAM:/Flash: summary PlatformIO printed into build.log."""
+    log = (project / "build.log").read_text()
+    used = {kind: int(n) for kind, n in re.findall(r"^(RAM|Flash):.*?used (\d+) bytes", log, re.MULTILINE)}
+    return SizeReport(used.get("Flash", 0), used.get("RAM", 0), {})

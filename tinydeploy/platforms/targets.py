@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Iterator
 
 from tinydeploy.platforms.boards import Board
-from tinydeploy.core.errors import TinyDeployError
+from tinydeploy.core.errors import BadInput, MissingTool, TinyDeployError
+from tinydeploy.core.resources import RENODE
 
 
 class Target:
@@ -39,21 +40,19 @@ class Target:
 
 class QemuTarget(Target):
     """QEMU with -icount (deterministic: the tick counter advances a fixed amount per
-    instruction), console on stdio, exit status through semihosting or a test device."""
+    instruction), console on stdio, exit status through semihosting or a test device.
+    ``binary``: the QEMU system emulator (the platform resolves the board's default)."""
     counts_instructions = True
 
-    def __init__(self, board: Board, elf: Path):
+    def __init__(self, board: Board, elf: Path, binary: str):
         qemu = board.qemu
-        if not qemu:
-            raise TinyDeployError(f"board '{board.name}' has no emulator; run it on the board with --port")
-        binary = qemu.get("binary", "qemu-system-arm")
+        if qemu is None:
+            raise BadInput(f"board '{board.name}' has no emulator; run it on the board with --port")
         if shutil.which(binary) is None:
-            hints = "; ".join(board.missing_tools())
-            raise TinyDeployError(f"{binary} not found ({hints}); or run `tinydeploy doctor`")
-        shift = int(qemu.get("icount_shift", 6))
-        self.command = [binary, "-M", qemu["machine"], "-nographic", "-monitor", "none", "-serial", "stdio",
+            raise MissingTool(f"{binary} not found; run `tinydeploy doctor`")
+        self.command = [binary, "-M", qemu.machine, "-nographic", "-monitor", "none", "-serial", "stdio",
                         "-semihosting-config", "enable=on,target=native",
-                        "-icount", f"shift={shift},align=off,sleep=off", *qemu.get("args", []), "-kernel", str(elf)]
+                        "-icount", f"shift={qemu.icount_shift},align=off,sleep=off", *qemu.args, "-kernel", str(elf)]
         self.proc = subprocess.Popen(self.command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
 
     def lines(self, timeout: float) -> Iterator[str]:
@@ -100,7 +99,7 @@ class SerialTarget(Target):
         try:
             import serial
         except ImportError:
-            raise TinyDeployError("pyserial is not installed; run `pip install pyserial`")
+            raise MissingTool("pyserial is not installed; run `pip install pyserial`")
         try:
             self.serial = serial.serial_for_url(port, baudrate=baudrate, timeout=0.2)
         except (serial.SerialException, ValueError) as exc:
@@ -130,17 +129,17 @@ class RenodeTarget(SerialTarget):
     """The board in Renode (renode/<board>.resc), its console on a local TCP socket.
     Renode's ticks are not an exact instruction count, so they are reported as ticks."""
 
-    def __init__(self, board: Board, elf: Path, port: int = 33451):
+    def __init__(self, board: Board, elf: Path, port: int = 33451, scripts: Path = RENODE):
         if shutil.which("renode") is None:
-            raise TinyDeployError("renode is not installed on this machine (no Debian or PyPI package provides it); "
-                                  "install it from https://renode.io and rerun, or drop --emulator renode to use QEMU")
-        from tinydeploy.platforms.renode import RENODE_DIR
-        script = RENODE_DIR / f"{board.name}.resc"
+            raise MissingTool("renode is not installed on this machine (no Debian or PyPI package provides it); "
+                              "install it from https://renode.io and rerun, or drop --emulator renode to use QEMU")
+        script = Path(scripts) / f"{board.name}.resc"
         if not script.exists():
-            raise TinyDeployError(f"{script} is missing; regenerate the scripts with `tinydeploy boards --renode`")
+            raise BadInput(f"{script} is missing; regenerate the scripts with "
+                           f"`tinydeploy boards --renode {Path(scripts)}`")
         commands = (f"$elf=@{elf}; include @{script}; emulation CreateServerSocketTerminal {port} \"td\" False; "
                     "connector Connect sysbus.uart0 td; start")
-        self.proc = subprocess.Popen(["renode", "--disable-xwt", "--console", "-e", commands], cwd=RENODE_DIR.parent,
+        self.proc = subprocess.Popen(["renode", "--disable-xwt", "--console", "-e", commands], cwd=Path(scripts).parent,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
         for _ in range(100):                       # Renode takes a few seconds to open the socket
             try:
