@@ -3,19 +3,25 @@ against the TFLite Micro reference. Each (model, board) is built once."""
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 
 import numpy as np
 import pytest
 
+from tinydeploy.analysis import measurement
+from tinydeploy.core.errors import BadInput, TinyDeployError
+from tinydeploy.core.resources import FIRMWARE
 from tinydeploy.pipeline import build_firmware, run_firmware
-from tinydeploy.platforms.targets import SerialTarget
+from tinydeploy.platforms.registry import platform_for
+from tinydeploy.platforms.targets import SerialTarget, Target
+from tinydeploy.verify import protocol
 from tinydeploy.verify.compare import run_and_verify
 
 from helpers.tflite_builder import ModelBuilder, random_fc_layer
 
-from helpers import SHARED_MODEL_NAMES, shared_model
+from helpers import SHARED_MODEL_NAMES, shared_model, tinydeploy
 
 pytestmark = pytest.mark.firmware
 
@@ -118,6 +124,120 @@ def test_serial_host_side_against_emulator_stream(tmp_path_factory):
         qemu.wait()
     assert result.mismatches == [] and len(result.outputs) == 5
     assert result.instructions is None            # a serial board reports cycles, not instruction counts
+
+
+class _Rewritten(Target):
+    """Another target's console lines, each passed through ``edit`` (a firmware that speaks otherwise)."""
+
+    def __init__(self, inner: Target, edit):
+        self.inner, self.edit, self.seen = inner, edit, []
+        self.counts_instructions = inner.counts_instructions
+
+    def lines(self, timeout):
+        for line in self.inner.lines(timeout):
+            self.seen.append(line)
+            yield self.edit(line)
+
+    def finish(self, timeout):
+        self.inner.finish(timeout)
+        self.exit_status = self.inner.exit_status
+
+    def stop(self):
+        self.inner.stop()
+
+
+def _run_rewritten(fw, edit):
+    with _Rewritten(platform_for(fw.board).open_transport(fw.elf), edit) as target:
+        return run_and_verify(fw.project, target, timeout=30), target.seen
+
+
+def test_protocol_versions_agree():
+    header = (FIRMWARE / "runtime" / "td_protocol.h").read_text()
+    assert int(re.search(r"#define TD_PROTOCOL_VERSION (\d+)", header).group(1)) == protocol.PROTOCOL_VERSION
+
+
+def test_begin_line_carries_the_protocol_version(tmp_path_factory):
+    fw = firmware(tmp_path_factory, "tflm/hello_world_int8.tflite", "mps2-an386")
+    result, seen = _run_rewritten(fw, lambda line: line)
+    [begin] = [line for line in seen if line.startswith("TD BEGIN")]
+    fingerprint = json.loads((fw.project / "tinydeploy.json").read_text())["fingerprint"]
+    assert begin == f"TD BEGIN hello_world_int8 v={protocol.PROTOCOL_VERSION} vectors=5 in=1 out=1 id={fingerprint}"
+    assert result.protocol_version == protocol.PROTOCOL_VERSION and result.mismatches == []
+    assert [line.split()[1] for line in seen if line.startswith("TD ")] == ["BEGIN", "CAL"] + ["OUT"] * 5 + ["END"]
+
+
+@pytest.mark.parametrize("edit,spoken", [
+    (lambda line: line.replace(" v=1 ", " v=2 "), "speaks line protocol v2"),
+    (lambda line: line.replace(" v=1 ", " "), "speaks no protocol version"),
+])
+def test_a_firmware_with_another_protocol_version_is_refused(tmp_path_factory, edit, spoken):
+    """The real firmware's stream, its TD BEGIN doctored: refused in one line that says to rebuild."""
+    fw = firmware(tmp_path_factory, "tflm/hello_world_int8.tflite", "mps2-an386")
+    with pytest.raises(BadInput) as refused:
+        _run_rewritten(fw, edit)
+    message = str(refused.value)
+    assert spoken in message and f"reads v{protocol.PROTOCOL_VERSION}" in message and "rebuild" in message
+    assert "\n" not in message and refused.value.exit_code == 2
+
+
+class _Lines(Target):
+    def __init__(self, lines):
+        self._lines = lines
+
+    def lines(self, timeout):
+        yield from self._lines
+
+    def stop(self):
+        pass
+
+
+def test_protocol_parses_every_line_kind_and_refuses_garbage():
+    lines = ["boot noise", "TD OUT 9 9 ff", "TD BEGIN m v=1 vectors=2 in=3 out=2 id=abc", "TD CAL 160 100",
+             "TD OUT 0 16 ff01", "TD LAYERS 0 10 6", "TD OUT 1 32 7f80", "TD LAYERS 1 20 12", "TD END 0"]
+    session = protocol.read(_Lines(lines), "abc", 2, 2, 5.0)
+    assert session.begin == protocol.Begin("m", 1, 2, 3, 2, "abc") and session.status == 0
+    assert session.outputs.tolist() == [[-1, 1], [127, -128]] and session.ticks == [16, 32]
+    assert session.ticks_per_instruction == 1.6 and session.layer_ticks == [[10, 6], [20, 12]]
+    with pytest.raises(BadInput, match="id xyz, expected abc"):
+        protocol.read(_Lines([lines[2].replace("abc", "xyz")]), "abc", 2, 2, 5.0)
+    with pytest.raises(TinyDeployError, match="garbled protocol line"):
+        protocol.read(_Lines(lines[2:4] + ["TD OUT 0 16 fz01"]), "abc", 2, 2, 5.0)
+    with pytest.raises(TinyDeployError, match="stopped after 1 of 2 vectors"):
+        protocol.read(_Lines(lines[2:6]), "abc", 2, 2, 5.0)
+
+
+def test_measurement_json_round_trips(tmp_path_factory, tmp_path):
+    fw = firmware(tmp_path_factory, "mlperf-tiny/ad01_int8.tflite", "mps2-an386")
+    result = run_firmware(fw)
+    m = measurement.measure(fw, result)
+    assert m.instructions.median == sorted(result.instructions)[2] and m.cycles is None
+    assert m.flash.total == fw.size.flash and m.flash.code + m.flash.weights + m.flash.vectors == m.flash.total
+    assert m.ram.arena == fw.model.plan.arena_size and m.ram.tflm_arena == fw.reference_arena
+    assert m.mismatches == measurement.Mismatches(0, 0) and m.layers is None
+    data = m.to_json()
+    assert data["schema"] == "tinydeploy.measurement" and data["version"] == 1
+    (tmp_path / "m.json").write_text(json.dumps(data, indent=2))
+    assert measurement.load(tmp_path / "m.json") == m
+    doctored = json.loads(json.dumps(data))
+    doctored["instructions"]["min"] = 1.5
+    with pytest.raises(BadInput, match=r"m.json: instructions.min: expected an integer, got 1.5"):
+        measurement.Measurement.from_json(doctored, str(tmp_path / "m.json"))
+    with pytest.raises(BadInput, match="measurement version 2"):
+        measurement.Measurement.from_json({**data, "version": 2})
+    with pytest.raises(BadInput, match="no such measurement file"):
+        measurement.load(tmp_path / "missing.json")
+
+
+def test_run_json_writes_one_measurement(tmp_path):
+    proc = tinydeploy("run", shared_model("tflm/hello_world_int8.tflite"), "--vectors", "3", "-o", tmp_path / "p",
+                      "--json", tmp_path / "m.json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    m = measurement.load(tmp_path / "m.json")
+    assert (m.model, m.board, m.ran_on, m.runtime, m.vectors) == ("hello_world_int8", "mps2-an386", "mps2-an386", "aot", 3)
+    assert m.instructions.min <= m.instructions.median <= m.instructions.max and m.instructions.min > m.macs
+    assert m.estimated_time.ms == pytest.approx(1000 * m.instructions.median / m.estimated_time.clock_hz)
+    assert m.flash.total > m.flash.code > 0 and m.ram.total >= m.ram.arena + m.ram.stack
+    assert f"{m.instructions.min:,} / {m.instructions.median:,.0f} / {m.instructions.max:,}" in proc.stdout
 
 
 def _kernel_path_models():

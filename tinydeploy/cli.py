@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tinydeploy.core.errors import TinyDeployError
+from tinydeploy.core.errors import Interrupted, Mismatch, TinyDeployError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Take a neural network from data to verified microcontroller firmware.")
@@ -34,8 +34,8 @@ def command(fn):
             raise typer.Exit(exc.exit_code)
         except KeyboardInterrupt:
             err.print("interrupted")
-            raise typer.Exit(130)
-        console.print(f"[dim]{fn.__name__.rstrip('_')} took {time.monotonic() - started:.1f} s[/]")
+            raise typer.Exit(Interrupted.exit_code)
+        err.print(f"[dim]{fn.__name__.rstrip('_')} took {time.monotonic() - started:.1f} s[/]")   # stdout stays data
     return app.command(name=fn.__name__.rstrip("_"))(wrapper)
 
 
@@ -116,40 +116,34 @@ def run(model: Path = typer.Argument(..., help="int8 .tflite model"),
         baud: int = typer.Option(115200, help="serial baud rate"),
         timeout: float = typer.Option(120.0, help="seconds before a silent firmware is declared hung"),
         emulator: str = typer.Option("qemu", help="qemu, or renode (when installed)"),
-        json_out: Optional[Path] = typer.Option(None, "--json", help="also write the summary as JSON")):
+        json_out: Optional[Path] = typer.Option(None, "--json", help="also write the figures as a Measurement JSON file")):
     """Build, run in the emulator (or on a board) and check every output byte against TFLite Micro.
 
     A real board without --port runs on its emulated proxy (same core); the time is then
     estimated at the real board's clock."""
-    from tinydeploy.platforms import boards as boards_mod
-    from tinydeploy.platforms.platformio import platform_installed
     from tinydeploy.core.resources import atomic_write
-    from tinydeploy.pipeline import build_firmware, build_for_emulation, run_firmware
-    from tinydeploy.analysis.report import run_table, summary
+    from tinydeploy.pipeline import firmware_for_run, run_firmware
+    from tinydeploy.analysis.report import run_table
+    from tinydeploy.analysis.measurement import measure
     if emulator not in ("qemu", "renode"):
         raise TinyDeployError(f"unknown emulator '{emulator}'; use qemu or renode")
-    target = boards_mod.get(board)
-    if port and not target.emulated:        # flashed earlier: render for its manifest and vectors, build if we can
-        fw = build_firmware(model, target.name, output, vectors, build=platform_installed(target))
-    elif port:
-        fw = build_firmware(model, target.name, output, vectors)
-    else:
-        fw = build_for_emulation(model, target.name, output, vectors)
+    fw = firmware_for_run(model, board, output, vectors, port)      # with --port: the board itself, flashed earlier
     result = run_firmware(fw, port=port, baudrate=baud, timeout=timeout, emulator=emulator)
-    console.print(run_table(fw, result))
+    measured = measure(fw, result)
+    console.print(run_table(fw, measured))
     if json_out:
-        atomic_write(json_out, json.dumps(summary(fw, result), indent=2) + "\n")
+        atomic_write(json_out, json.dumps(measured.to_json(), indent=2) + "\n")
     if result.mismatches:
         for v, b, ours, ref in result.mismatches[:10]:
             err.print(f"mismatch: vector {v} element {b}: firmware {ours}, reference {ref}")
-        raise TinyDeployError(f"{len(result.mismatches)} output values differ from the TFLite Micro reference", exit_code=1)
+        raise Mismatch(f"{len(result.mismatches)} output values differ from the TFLite Micro reference")
 
 
 @command
 def bench(models: list[Path] = typer.Argument(..., help="int8 .tflite models"),
           board: list[str] = typer.Option([DEFAULT_BOARD], "--board", help="board(s), repeat the option; a real board runs on its emulated proxy"),
           per_layer: bool = typer.Option(False, "--per-layer", help="also time every operator (a second build)"),
-          json_out: Optional[Path] = typer.Option(None, "--json", help="write the figures as JSON"),
+          json_out: Optional[Path] = typer.Option(None, "--json", help="write the Measurements as a bench JSON file"),
           baseline: Optional[Path] = typer.Option(None, "--baseline",
                                                   help="earlier --json output: exit 1 if anything got >2% worse")):
     """Instructions per inference, memory and flash per model and board, next to TFLite Micro's figures."""
@@ -160,17 +154,16 @@ def bench(models: list[Path] = typer.Argument(..., help="int8 .tflite models"),
     old = bench_mod.load_baseline(baseline) if baseline else None
     pairs = [(m, b) for m in models for b in board]
     results = [bench_mod.bench_one(m, b, per_layer) for m, b in pairs]
-    data = bench_mod.as_json(results, [m for m, _ in pairs])
-    for table in bench_tables(data):
+    for table in bench_tables(results, [bench_mod.tflm_figures(r) for r in results]):
         console.print(table)
     if json_out:
-        atomic_write(json_out, json.dumps(data, indent=2) + "\n")
+        atomic_write(json_out, json.dumps(bench_mod.as_json(results), indent=2) + "\n")
     if old is not None:
-        worse = bench_mod.regressions(data, old)
+        worse = bench_mod.regressions(results, old)
         for line in worse:
             err.print(f"regression: {line}")
         if worse:
-            raise TinyDeployError(f"{len(worse)} figures got more than 2% worse than {baseline}", exit_code=1)
+            raise Mismatch(f"{len(worse)} figures got more than 2% worse than {baseline}")
         console.print(f"no regression against {baseline} (tolerance 2%)")
 
 
@@ -211,22 +204,54 @@ def inspect(model: Path = typer.Argument(..., help=".tflite model")):
 
 
 @command
-def boards(renode: bool = typer.Option(False, "--renode", help="regenerate renode/<board>.repl and .resc")):
+def ops(markdown: bool = typer.Option(False, "--markdown", help="print the table as Markdown (as in the README)")):
+    """The supported operators: data types, output aliasing and what is covered (the op registry)."""
+    from tinydeploy.compiler import ops as ops_mod
+    if markdown:
+        print(ops_mod.markdown_table(), end="")
+        return
+    t = Table(title="supported operators (int8 kernels byte-identical with TFLite Micro)")
+    for col in ("op", "data types", "output aliasing", "what is covered"):
+        t.add_column(col)
+    for row in ops_mod.table():
+        t.add_row(row["op"], row["dtypes"], row["aliasing"], row["notes"])
+    console.print(t)
+
+
+@command
+def boards(renode: Optional[Path] = typer.Option(None, "--renode", metavar="DIR",
+                                                 help="write <board>.repl and .resc for Renode into DIR (the shipped "
+                                                      "ones: tinydeploy/resources/renode)"),
+           schema: bool = typer.Option(False, "--schema", help="print every key a board file may have: type, "
+                                                               "default and meaning"),
+           directory: Optional[Path] = typer.Option(None, "--dir", help="read (and check) the board files in DIR "
+                                                                        "instead of the shipped catalog")):
     """The board catalog (boards/*.yaml): what each board is and what this machine can do with it."""
-    from tinydeploy.platforms.boards import catalog, status_here
+    from rich.markup import escape
+    from tinydeploy.core.resources import BOARDS
+    from tinydeploy.platforms.boards import catalog, schema_rows
+    from tinydeploy.platforms.registry import platform_for
+    if schema:
+        t = Table(title="board file keys (boards/<name>.yaml); nested keys are dotted: flash.size is flash: {size: ...}")
+        for col in ("key", "type", "default", "meaning"):
+            t.add_column(col)
+        for row in schema_rows():
+            t.add_row(*(escape(cell) for cell in row))
+        console.print(t)
+        return
     t = Table(title="boards (emulated: built offline and run in QEMU here; real: PlatformIO projects to flash)")
     for col in ("board", "kind", "core", "clock", "flash", "RAM", "emulator / proxy", "on this machine"):
         t.add_column(col)
-    for b in catalog().values():
+    for b in catalog(directory or BOARDS).values():
+        platform = platform_for(b)
         names = b.name + (" (default)" if b.name == DEFAULT_BOARD else "") + "".join(f", {a}" for a in b.aliases)
         core = b.core + (f" +{b.fpu} FPU" if b.fpu else "") + (" +DSP" if b.dsp else "")
-        where = f"qemu {b.qemu['machine']}" if b.emulated else (f"proxy {b.proxy}" if b.proxy else "none")
-        t.add_row(names, "emulated" if b.emulated else "real", core, f"{b.clock_hz / 1e6:g} MHz",
-                  f"{b.flash.size // 1024:,} KB", f"{b.ram.size // 1024:,} KB", where, status_here(b))
+        t.add_row(names, platform.kind, core, f"{b.clock_hz / 1e6:g} MHz", f"{b.flash.size // 1024:,} KB",
+                  f"{b.ram.size // 1024:,} KB", platform.runs_on(), platform.status_here())
     console.print(t)
     if renode:
         from tinydeploy.platforms.renode import render_scripts
-        console.print(f"wrote {len(render_scripts())} Renode files into renode/")
+        console.print(f"wrote {len(render_scripts(renode, directory or BOARDS))} Renode files into {renode}")
 
 
 @command

@@ -4,21 +4,19 @@ An op's registration declares the TFLite builtin ops it lowers, the activation
 data types it takes, its multiply-accumulates, and its aliasing contract
 (`Aliasing`); scratch bytes come from the lowering, from the same formula the
 kernel's `td_*_scratch_bytes()` states in C. The planner reads the declaration
-and never infers it. Adding a plain op means: a module here (listed in
-`FAMILIES`), its C file and struct in the family header, and its test.
+and never infers it. Adding a plain op means: a module here (found by itself:
+every module of this package is imported), its C file and struct in the family
+header, and its test.
 """
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from dataclasses import dataclass
 from typing import Callable
 
 from tinydeploy.compiler.step import Aliasing, Step
 from tinydeploy.ir.graph import Graph, Operator
-
-FAMILIES = ("fully_connected", "conv", "pooling", "elementwise", "activation", "softmax", "quantize", "reduce",
-            "shape")
-
 
 def no_macs(graph: Graph, op: Operator) -> int:
     return 0
@@ -51,9 +49,10 @@ def register(spec: OpSpec) -> OpSpec:
 
 
 def _load() -> None:
+    """Import every family module once (each registers its ops; helper modules register none)."""
     if not _REGISTRY:
-        for family in FAMILIES:
-            importlib.import_module(f"{__name__}.{family}")
+        for module in pkgutil.iter_modules(__path__):
+            importlib.import_module(f"{__name__}.{module.name}")
 
 
 def lookup(op_name: str) -> OpSpec | None:
@@ -62,10 +61,10 @@ def lookup(op_name: str) -> OpSpec | None:
 
 
 def specs() -> list[OpSpec]:
-    """Every registration once, in FAMILIES order."""
+    """Every registration once, in alphabetical order of op names."""
     _load()
     unique = {id(s): s for s in _REGISTRY.values()}
-    return list(unique.values())
+    return sorted(unique.values(), key=lambda s: s.names)
 
 
 def supported_ops() -> tuple[str, ...]:

@@ -1,5 +1,6 @@
-/* The on-target side of `tinydeploy run`. */
+/* The on-target side of `tinydeploy run`: the lines it prints are in td_protocol.h. */
 #include "td_runtime.h"
+#include "td_protocol.h"
 #include "td_board.h"
 
 #define CALIBRATION_ITERATIONS 50000u
@@ -43,11 +44,11 @@ static void calibrate(void)
     uint64_t t1 = td_ticks();
     td_spin(2u * CALIBRATION_ITERATIONS);
     uint64_t t2 = td_ticks();
-    put_str("TD CAL ");
+    put_str(TD_LINE_CAL " ");
     put_u64((t2 - t1) - (t1 - t0));
     td_putc(' ');
     put_u64(2u * CALIBRATION_ITERATIONS);
-    put_str("\r\n");
+    put_str(TD_LINE_ENDING);
 }
 
 /* Profiling (builds with -DTD_PROFILE): ticks spent in each operator. */
@@ -79,29 +80,32 @@ static void put_layers(uint32_t vector)
     if (layer_count == 0) {
         return;
     }
-    put_str("TD LAYERS ");
+    put_str(TD_LINE_LAYERS " ");
     put_u64(vector);
     for (int i = 0; i < layer_count; ++i) {
         td_putc(' ');
         put_u64(layer_ticks[i]);
     }
-    put_str("\r\n");
+    put_str(TD_LINE_ENDING);
 }
 
 int td_run_vectors(const char *model, td_invoke_fn invoke, const int8_t *vectors, uint32_t count,
                    uint32_t in_size, int8_t *out, uint32_t out_size, const char *fingerprint)
 {
-    put_str("\r\nTD BEGIN ");
+    /* Under QEMU -icount the tick counter advances a fraction of a tick per instruction, so how a
+     * count rounds depends on how many instructions ran before it: printing this line in fewer,
+     * longer strings keeps its cost, and the reported counts, stable. */
+    put_str(TD_LINE_ENDING TD_LINE_BEGIN " ");       /* a fresh line, whatever the boot code printed */
     put_str(model);
-    put_str(" vectors=");
+    put_str(" " TD_FIELD_VERSION TD_PROTOCOL_VERSION_TEXT " " TD_FIELD_VECTORS);
     put_u64(count);
-    put_str(" in=");
+    put_str(" " TD_FIELD_IN);
     put_u64(in_size);
-    put_str(" out=");
+    put_str(" " TD_FIELD_OUT);
     put_u64(out_size);
-    put_str(" id=");
+    put_str(" " TD_FIELD_ID);
     put_str(fingerprint);
-    put_str("\r\n");
+    put_str(TD_LINE_ENDING);
     calibrate();
     uint64_t t0 = td_ticks();
     const uint64_t overhead = td_ticks() - t0;      /* cost of reading the counter */
@@ -111,17 +115,17 @@ int td_run_vectors(const char *model, td_invoke_fn invoke, const int8_t *vectors
         t0 = td_ticks();
         status |= invoke(vectors + (uint64_t)i * in_size, out);
         uint64_t elapsed = td_ticks() - t0;
-        put_str("TD OUT ");
+        put_str(TD_LINE_OUT " ");
         put_u64(i);
         td_putc(' ');
         put_u64(elapsed > overhead ? elapsed - overhead : 0u);
         td_putc(' ');
         put_hex(out, out_size);
-        put_str("\r\n");
+        put_str(TD_LINE_ENDING);
         put_layers(i);
     }
-    put_str("TD END ");
+    put_str(TD_LINE_END " ");
     put_u64((uint64_t)status);
-    put_str("\r\n");
+    put_str(TD_LINE_ENDING);
     return status;
 }

@@ -1,12 +1,6 @@
 /* tinydeploy test runner: runs baked-in vectors through a model and reports
- * over the console in a line protocol the host parses (QEMU or a serial port):
- *
- *   TD BEGIN <model> vectors=<n> in=<bytes> out=<bytes> id=<fingerprint>
- *   (inputs and outputs are raw bytes: int8 values, or little-endian float32)
- *   TD CAL <ticks> <instructions>     ticks for a loop of known instruction count
- *   TD OUT <index> <ticks> <hex output bytes>
- *   TD LAYERS <index> <ticks of operator 0> <ticks of operator 1> ...   (profiling builds only)
- *   TD END <status>
+ * the outputs and tick counts over the console (QEMU or a serial port) in the
+ * versioned line protocol of td_protocol.h, which the host parses.
  */
 #ifndef TD_RUNTIME_H
 #define TD_RUNTIME_H
