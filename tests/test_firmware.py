@@ -19,6 +19,7 @@ from tinydeploy.platforms.targets import SerialTarget, Target
 from tinydeploy.verify import protocol
 from tinydeploy.verify.compare import run_and_verify
 
+from helpers.kernel_paths import CASES, fully_connected
 from helpers.tflite_builder import ModelBuilder, random_fc_layer
 
 from helpers import SHARED_MODEL_NAMES, shared_model, tinydeploy
@@ -241,11 +242,10 @@ def test_run_json_writes_one_measurement(tmp_path):
 
 
 def _kernel_path_models():
-    from test_kernel_paths import CASES, _fully_connected
     models = {name: build for name, (build, kernel, _) in CASES.items() if kernel != "td_depthwise_conv_s8"}
     for batches, depth, rows in [(1, 13, 7), (1, 3, 6), (1, 64, 16), (2, 10, 9)]:
         models[f"fully connected {batches}x{depth} -> {rows}"] = (
-            lambda rng, b=batches, d=depth, r=rows: _fully_connected(rng, b, d, r))
+            lambda rng, b=batches, d=depth, r=rows: fully_connected(rng, b, d, r))
     return models
 
 

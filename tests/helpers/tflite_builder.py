@@ -14,6 +14,15 @@ from tinydeploy.compiler.codegen import CompiledModel, compile_model
 from tinydeploy.verify.host import HostModel
 
 _TYPES = {np.int8: s.TensorType.INT8, np.int32: s.TensorType.INT32, np.float32: s.TensorType.FLOAT32}
+INT4 = "int4"                    # dtype of packed 4-bit constant tensors (values -8..7 given as int8)
+
+
+def pack_int4(values: np.ndarray) -> np.ndarray:
+    """TFLite's INT4 buffer: two values a byte, the first in the low nibble."""
+    flat = np.asarray(values, np.int64).reshape(-1) & 0xF
+    if flat.size % 2:
+        flat = np.append(flat, 0)
+    return (flat[0::2] | (flat[1::2] << 4)).astype(np.uint8)
 
 
 class ModelBuilder:
@@ -28,12 +37,13 @@ class ModelBuilder:
     def tensor(self, shape, dtype=np.int8, scale=None, zero_point=None, data=None, quantized_dim=0, name=None) -> int:
         t = s.TensorT()
         t.shape = list(shape)
-        t.type = _TYPES[dtype]
+        t.type = s.TensorType.INT4 if dtype == INT4 else _TYPES[dtype]
         t.name = (name or f"t{len(self.tensors)}").encode()
         t.buffer = 0
         if data is not None:
             buf = s.BufferT()
-            buf.data = np.frombuffer(np.ascontiguousarray(data, dtype=dtype).tobytes(), dtype=np.uint8).copy()
+            buf.data = pack_int4(data) if dtype == INT4 else \
+                np.frombuffer(np.ascontiguousarray(data, dtype=dtype).tobytes(), dtype=np.uint8).copy()
             self.buffers.append(buf)
             t.buffer = len(self.buffers) - 1
         if scale is not None:
@@ -164,15 +174,19 @@ class ModelBuilder:
 
 
 def random_fc_layer(b: ModelBuilder, rng: np.random.Generator, x: int, out_depth: int, per_channel: bool,
-                    activation: int) -> int:
-    """Append a FULLY_CONNECTED with random weights and quantization; returns its output tensor."""
+                    activation: int, int4: bool = False) -> int:
+    """Append a FULLY_CONNECTED with random weights (int8, or packed int4 with one scale) and quantization;
+    returns its output tensor."""
     in_t = b.tensors[x]
     in_depth = in_t.shape[-1]
     batches = int(np.prod(in_t.shape[:-1]))
     in_scale = float(in_t.quantization.scale[0])
-    w = rng.integers(-127, 128, size=(out_depth, in_depth)).astype(np.int8)
+    limit = 8 if int4 else 128
+    w = rng.integers(-limit + (not int4), limit, size=(out_depth, in_depth)).astype(np.int8)
     w_scale = rng.uniform(0.002, 0.05, size=out_depth if per_channel else 1).astype(np.float32)
-    weights = b.tensor((out_depth, in_depth), np.int8, w_scale, 0, w)
+    if int4:
+        w_scale *= 16
+    weights = b.tensor((out_depth, in_depth), INT4 if int4 else np.int8, w_scale, 0, w)
     bias_scale = (np.float32(in_scale) * w_scale).astype(np.float32)
     bias = b.tensor((out_depth,), np.int32, bias_scale, 0, rng.integers(-5000, 5000, size=out_depth).astype(np.int32))
     out_scale = float(in_scale * np.mean(w_scale) * np.sqrt(in_depth) * rng.uniform(4, 40))

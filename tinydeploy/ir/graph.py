@@ -49,6 +49,9 @@ class Tensor:
 
     @property
     def nbytes(self) -> int:
+        """Bytes the tensor takes in the flatbuffer (int4: two values per byte)."""
+        if self.dtype == "int4":
+            return -(-self.size // 2)
         return self.size * self.numpy_dtype.itemsize
 
     @property
@@ -126,6 +129,25 @@ def _buffer_data(model, raw: bytes, index: int) -> bytes | None:
     return None
 
 
+def unpack_int4(packed: np.ndarray, count: int) -> np.ndarray:
+    """TFLite's packed INT4 (two values a byte, the first in the low nibble) as sign-extended int8."""
+    nibbles = np.stack([packed & 0x0F, packed >> 4], axis=-1).reshape(-1)[:count].astype(np.int8)
+    return np.where(nibbles > 7, nibbles - 16, nibbles).astype(np.int8)
+
+
+def _decode(path: Path, index: int, blob: bytes, dtype: str, np_type, shape: tuple[int, ...]) -> np.ndarray:
+    """A constant tensor's values (int4 unpacked to int8), checked against its shape."""
+    count = int(np.prod(shape)) if shape else 1
+    itemsize = np.dtype(np_type).itemsize
+    expected = -(-count // 2) if dtype == "int4" else count * itemsize
+    if len(blob) != expected:
+        raise BadInput(f"{path}: tensor {index} holds {len(blob)} bytes of data, its shape {list(shape)} of "
+                       f"{dtype} needs {expected}; the flatbuffer is corrupt: re-export the model")
+    if dtype == "int4":
+        return unpack_int4(np.frombuffer(blob, np.uint8), count).reshape(shape or ())
+    return np.frombuffer(blob, dtype=np_type).reshape(shape or ())
+
+
 def _to_graph(model, raw: bytes, path: Path) -> Graph:
     names = schema.builtin_op_names()
     sg = model.subgraphs[0]
@@ -140,8 +162,8 @@ def _to_graph(model, raw: bytes, path: Path) -> Graph:
         shape = tuple(int(d) for d in (t.shape if t.shape is not None else []))
         blob = _buffer_data(model, raw, t.buffer)
         data = None
-        if blob is not None and dtype != "int4":
-            data = np.frombuffer(blob, dtype=np_type).reshape(shape or ())
+        if blob is not None:
+            data = _decode(path, i, blob, dtype, np_type, shape)
         tensors.append(Tensor(i, (t.name or b"").decode(errors="replace"), shape, dtype, scale, zp,
                               int(q.quantizedDimension) if q is not None else 0, data))
     operators = []

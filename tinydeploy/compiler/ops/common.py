@@ -62,10 +62,11 @@ def as_int32(values: np.ndarray) -> np.ndarray:
     return ((values.astype(np.int64) + (1 << 31)) % (1 << 32) - (1 << 31)).astype(np.int32)
 
 
-def constant_weights(graph: Graph, op: Operator, slot: int) -> Tensor:
-    """The symmetric int8 constant weights in input ``slot``."""
+def constant_weights(graph: Graph, op: Operator, slot: int, dtypes: tuple[str, ...] = INT8) -> Tensor:
+    """The symmetric constant weights in input ``slot``, of one of ``dtypes`` (int4 arrives unpacked to int8)."""
     w = graph.tensors[op.inputs[slot]]
-    require_int8(graph, op, w, "weights")
+    if w.dtype not in dtypes or not w.is_quantized:
+        require_int8(graph, op, w, "weights")
     if not w.is_constant:
         raise refuse(graph, op, "weights computed at run time are not supported; only constant weights")
     if np.any(w.zero_point != 0):

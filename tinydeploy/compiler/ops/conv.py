@@ -64,13 +64,15 @@ def lower(graph: Graph, op: Operator) -> Step:
     if len(mults) == 1:
         mults, shifts = mults * out_c, shifts * out_c
     per_channel_weights = (w.data.reshape(-1, out_c).T if depthwise else w.data.reshape(out_c, -1)).astype(np.int64)
-    rescale, fast = quant.rescale_records(mults, shifts, zero_point(y),
-                                          np.abs(b) + UINT8_SPAN * np.abs(per_channel_weights).sum(axis=1),
-                                          quant.constant_channels(per_channel_weights, b, out_c))
+    bounds = np.abs(b) + UINT8_SPAN * np.abs(per_channel_weights).sum(axis=1)
     scalars = dict(win=win, input_offset=-zero_point(x), output_offset=zero_point(y), act_min=act_min,
                    act_max=act_max)
     if depthwise and group_in_c == 1 and fh <= DEPTHWISE_MAX_FILTER_H:
+        rescale, fast = quant.rescale_records(mults, shifts, zero_point(y), bounds,
+                                              quant.constant_channels(per_channel_weights, b, out_c))
         return _depthwise_rows(op, scalars, fast, per_channel_weights, b, rescale)
+    # The general kernels rescale exactly (multiplier and shift only): no channel may be folded to a constant.
+    rescale, _ = quant.rescale_records(mults, shifts, zero_point(y), bounds)
     return Step(op.index, op.op, "td_depthwise_conv_s8" if depthwise else "td_conv_s8", "td_conv_params",
                 [x.index], [y.index], scalars=dict(scalars, group_in_c=group_in_c),
                 arrays=dict(weights=("int8_t", w.data.reshape(-1).astype(np.int8)),

@@ -1,9 +1,9 @@
-/* CONV_2D with groups and DEPTHWISE_CONV_2D, int8 with per-channel
- * requantization (ungrouped CONV_2D runs as a matrix product, td_gemm.c; DEPTHWISE_CONV_2D
- * with depth multiplier 1 through td_depthwise.c).
+/* The general CONV_2D (with groups) and DEPTHWISE_CONV_2D kernels of td_conv.h,
+ * int8 with per-channel requantization (ungrouped CONV_2D runs as a matrix product,
+ * td_gemm.c; DEPTHWISE_CONV_2D with depth multiplier 1 through td_depthwise.c).
  * Same arithmetic as TFLite Micro's reference kernels; the window bounds are
  * computed once per output pixel instead of tested per tap. */
-#include "td_kernels.h"
+#include "td_conv.h"
 #include "td_fixedpoint.h"
 #include "td_output.h"
 

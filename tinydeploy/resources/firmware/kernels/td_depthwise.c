@@ -1,4 +1,5 @@
-/* DEPTHWISE_CONV_2D with depth multiplier 1 through a ring of unpacked input rows.
+/* td_conv.h's td_depthwise_conv_m1_s8: DEPTHWISE_CONV_2D with depth multiplier 1
+ * through a ring of unpacked input rows.
  *
  * Each input row is unpacked once into `scratch`: 16-bit values with the
  * input offset already added, stored per group of four channels as the pairs
@@ -9,15 +10,31 @@
  * pre-unpacked: [group][tap][(c0, c2) (c1, c3)]. Channels are padded to a
  * multiple of four with zero weights; only real channels are stored.
  *
- * Scratch: `ring_rows` slots of `groups * span * 2` words (lower.py's
- * depthwise_ring_bytes); filter_h <= TD_DEPTHWISE_MAX_FILTER_H. */
-#include "td_kernels.h"
+ * Scratch: `ring_rows` slots of `groups * span * 2` words (RING_SPAN and
+ * RING_ROWS, the one definition of td_depthwise_conv_m1_scratch_bytes); filter_h <=
+ * TD_DEPTHWISE_MAX_FILTER_H. */
+#include "td_conv.h"
 #include "td_fixedpoint.h"
 #include "td_output.h"
 
 typedef struct {
     int32_t a0, a1, a2, a3;       /* channels c0..c3 of one group */
 } dw_acc;
+
+/* The ring's geometry, the one definition of td_depthwise_conv_m1_scratch_bytes (macros,
+ * not functions, so the kernel compiles exactly as with the expressions written out): a
+ * slot per row holds every input column an output row reads (RING_SPAN, padding
+ * included), two words per column and group of four channels; RING_ROWS slots. */
+#define CHANNEL_GROUPS(channels) (((channels) + 3) >> 2)
+#define RING_SPAN(w) (((w)->out_w - 1) * (w)->stride_w + ((w)->filter_w - 1) * (w)->dilation_w + 1)
+#define RING_ROWS(w) (((w)->filter_h - 1) * (w)->dilation_h + 1)
+#define SLOT_WORDS(groups, span) (2 * (groups) * (span))
+
+int32_t td_depthwise_conv_m1_scratch_bytes(const td_depthwise_params *p)
+{
+    const td_window *w = &p->win;
+    return RING_ROWS(w) * SLOT_WORDS(CHANNEL_GROUPS(w->in_c), RING_SPAN(w)) * (int32_t)sizeof(uint32_t);
+}
 
 /* acc += x * k for the four channels of one tap (x and k: two words each). */
 static TD_ALWAYS_INLINE void dw_tap(const uint32_t *x, const uint32_t *k, dw_acc *a)
@@ -51,7 +68,7 @@ static TD_ALWAYS_INLINE void dw_store(const td_depthwise_params *p, const td_res
 static void unpack_row(const td_depthwise_params *p, const int8_t *image, int32_t iy, int32_t span, uint32_t *slot)
 {
     const td_window *w = &p->win;
-    const int32_t channels = w->in_c, groups = (channels + 3) >> 2, tail = channels & 3;
+    const int32_t channels = w->in_c, groups = CHANNEL_GROUPS(channels), tail = channels & 3;
     const uint32_t offset = td_dup16(p->input_offset);
     const int inside = iy >= 0 && iy < w->in_h;
     const int32_t first = inside ? w->pad_w : span;             /* span covers the left padding */
@@ -64,8 +81,9 @@ static void unpack_row(const td_depthwise_params *p, const int8_t *image, int32_
         for (; col < first; ++col, dst += 2) {
             dst[0] = 0, dst[1] = 0;
         }
-        for (; col < last; ++col, dst += 2, src += channels) {
-            const uint32_t v = partial ? td_load_tail(src, tail) : td_load4(src);
+        for (; col < last; ++col, dst += 2) {
+            const int8_t *x = src + (col - first) * channels;    /* indexed: never past the image */
+            const uint32_t v = partial ? td_load_tail(x, tail) : td_load4(x);
             dst[0] = td_sxtab16(offset, v);
             dst[1] = td_sxtab16_odd(offset, v);
         }
@@ -108,16 +126,21 @@ static TD_ALWAYS_INLINE void dw_taps_3x3(const uint32_t *x0, const uint32_t *x1,
 }
 
 /* One output row of one channel group for a 3x3 filter (dilation 1):
- * x0, x1, x2 point at the group's part of filter rows 0-2. */
+ * x0, x1, x2 point at the group's part of filter rows 0-2. This loop and dw_row's stop
+ * at their last pixel and tap instead of stepping past them, so no pointer leaves the
+ * ring or the output (and the loops are shorter); out_w and filter_w are >= 1. */
 static TD_ALWAYS_INLINE void dw_row_3x3(const td_depthwise_params *p, const uint32_t *x0, const uint32_t *x1,
                                         const uint32_t *x2, const uint32_t *k, const int32_t *bias,
                                         const td_rescale *r, int32_t n, int8_t *out, int mode)
 {
     const int32_t step = 2 * p->win.stride_w, channels = p->win.in_c;
-    for (int8_t *end = out + p->win.out_w * channels; out < end; x0 += step, x1 += step, x2 += step, out += channels) {
+    for (int8_t *const last = out + (p->win.out_w - 1) * channels;; x0 += step, x1 += step, x2 += step, out += channels) {
         dw_acc a = {bias[0], bias[1], bias[2], bias[3]};
         dw_taps_3x3(x0, x1, x2, k, &a);
         dw_store(p, r, &a, n, out, mode);
+        if (out == last) {
+            break;
+        }
     }
 }
 
@@ -127,16 +150,23 @@ static TD_ALWAYS_INLINE void dw_row(const td_depthwise_params *p, const uint32_t
 {
     const td_window *w = &p->win;
     const int32_t step = 2 * w->stride_w, tap_step = 2 * w->dilation_w, channels = w->in_c;
-    for (int32_t ox = 0; ox < w->out_w; ++ox, out += channels) {
+    for (int32_t ox = 0;; ++ox, out += channels) {
         dw_acc a = {bias[0], bias[1], bias[2], bias[3]};
         const uint32_t *kt = k;
         for (int32_t fy = 0; fy < w->filter_h; ++fy) {
             const uint32_t *x = rows[fy] + ox * step;
-            for (int32_t fx = 0; fx < w->filter_w; ++fx, x += tap_step, kt += 2) {
+            for (int32_t fx = 1;; ++fx, x += tap_step) {
                 dw_tap(x, kt, &a);
+                kt += 2;
+                if (fx == w->filter_w) {
+                    break;
+                }
             }
         }
         dw_store(p, r, &a, n, out, mode);
+        if (ox == w->out_w - 1) {
+            break;
+        }
     }
 }
 
@@ -144,9 +174,9 @@ static TD_ALWAYS_INLINE void depthwise_rows(const td_depthwise_params *p, const 
                                             int8_t *scratch, int mode)
 {
     const td_window *w = &p->win;
-    const int32_t channels = w->in_c, groups = (channels + 3) >> 2, taps = w->filter_h * w->filter_w;
-    const int32_t span = (w->out_w - 1) * w->stride_w + (w->filter_w - 1) * w->dilation_w + 1;
-    const int32_t ring_rows = (w->filter_h - 1) * w->dilation_h + 1, slot_words = 2 * groups * span;
+    const int32_t channels = w->in_c, groups = CHANNEL_GROUPS(channels), taps = w->filter_h * w->filter_w;
+    const int32_t span = RING_SPAN(w);
+    const int32_t ring_rows = RING_ROWS(w), slot_words = SLOT_WORDS(groups, span);
     const int three = w->filter_h == 3 && w->filter_w == 3 && w->dilation_w == 1;
     uint32_t *ring = (uint32_t *)(void *)scratch;
     const uint32_t *rows[TD_DEPTHWISE_MAX_FILTER_H];
@@ -181,7 +211,7 @@ static TD_ALWAYS_INLINE void depthwise_rows(const td_depthwise_params *p, const 
     }
 }
 
-void td_depthwise_conv_s8_m1(const td_depthwise_params *p, const int8_t *in, int8_t *out, int8_t *scratch)
+void td_depthwise_conv_m1_s8(const td_depthwise_params *p, const int8_t *in, int8_t *out, int8_t *scratch)
 {
     const int mode = td_output_mode(p->fast, p->act_min, p->act_max);
     if (mode == TD_OUTPUT_SATURATE) {

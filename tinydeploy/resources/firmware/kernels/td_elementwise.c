@@ -1,6 +1,6 @@
-/* Elementwise int8 ops: ADD and MUL (with broadcasting), LOGISTIC, TANH,
- * QUANTIZE and DEQUANTIZE, as TFLite Micro's reference kernels compute them. */
-#include "td_kernels.h"
+/* td_elementwise.h: ADD and MUL (with broadcasting), as TFLite Micro's
+ * reference kernels compute them. */
+#include "td_elementwise.h"
 #include "td_fixedpoint.h"
 #include "td_simd.h"
 
@@ -11,15 +11,27 @@
 typedef struct {
     int32_t offset1, offset2, output_offset, lo, hi, left_shift;
     td_short_rescale in1, in2, out;
-    const int32_t *table1, *table2;   /* ADD_TABLES: rescaled inputs, indexed -128..127 */
+    const int32_t *table1, *table2;   /* ADD_TABLES: rescaled inputs, indexed -128..127; else NULL */
 } binary_stage;
 
 /* ADD computing each input's rescale, ADD looking both up, MUL. */
 enum { ADD_DIRECT, ADD_TABLES, MUL };
 
+/* ADD_TABLES' scratch, the one definition of td_add_scratch_bytes: input 1's rescaled
+ * values for the 256 int8 codes, then input 2's. */
+enum { TABLE_CODES = 256 };
+
+int32_t td_add_scratch_bytes(const td_binary_params *p)
+{
+    const int32_t elements = p->shape[0] * p->shape[1] * p->shape[2] * p->shape[3];
+    return elements >= TD_ADD_TABLE_MIN_ELEMENTS ? 2 * TABLE_CODES * (int32_t)sizeof(int32_t) : 0;
+}
+
+/* (x + offset) * 2^left_shift, |x + offset| <= 255 and left_shift 20: the shift is done
+ * on uint32 (a negative int32 must not be shifted left), the product fits in int32. */
 static inline int32_t add_input(const binary_stage *b, int32_t x, int32_t offset, const td_short_rescale *r)
 {
-    return td_rescale_short((x + offset) << b->left_shift, r);
+    return td_rescale_short((int32_t)((uint32_t)(x + offset) << b->left_shift), r);
 }
 
 static TD_ALWAYS_INLINE int8_t binary_one(const binary_stage *b, int32_t x, int32_t y, int kind)
@@ -41,11 +53,12 @@ static TD_ALWAYS_INLINE void binary(const td_binary_params *p, const int8_t *in1
     binary_stage b = {p->input1_offset, p->input2_offset, p->output_offset, p->act_min, p->act_max,
                       p->left_shift, td_short_rescale_of(p->input1_multiplier, p->input1_shift),
                       td_short_rescale_of(p->input2_multiplier, p->input2_shift),
-                      td_short_rescale_of(p->output_multiplier, p->output_shift), tables + 128, tables + 384};
+                      td_short_rescale_of(p->output_multiplier, p->output_shift),
+                      kind == ADD_TABLES ? tables + 128 : 0, kind == ADD_TABLES ? tables + TABLE_CODES + 128 : 0};
     if (kind == ADD_TABLES) {
         for (int32_t v = -128; v < 128; ++v) {
             tables[v + 128] = add_input(&b, v, b.offset1, &b.in1);
-            tables[v + 384] = add_input(&b, v, b.offset2, &b.in2);
+            tables[v + TABLE_CODES + 128] = add_input(&b, v, b.offset2, &b.in2);
         }
     }
     const int32_t *n = p->shape, *s1 = p->stride1, *s2 = p->stride2;
@@ -102,80 +115,5 @@ void td_mul_s8(const td_binary_params *p, const int8_t *in1, const int8_t *in2, 
                 }
             }
         }
-    }
-}
-
-/* Inputs beyond +-radius saturate; the rest go through Q4 fixed point. */
-static void sigmoid_like(const td_activation_params *p, const int8_t *in, int8_t *out, int tanh_not_logistic)
-{
-    for (int32_t i = 0; i < p->size; ++i) {
-        const int32_t x = (int32_t)in[i] - p->input_zero_point;
-        if (x <= -p->input_range_radius) {
-            out[i] = -128;
-        } else if (x >= p->input_range_radius) {
-            out[i] = 127;
-        } else {
-            const int32_t q4 = td_requantize(x, p->input_multiplier, p->input_left_shift);
-            const int32_t y = tanh_not_logistic ? td_rounding_div_pot(td_tanh_q4(q4), 24)
-                                                : td_rounding_div_pot(td_logistic_q4(q4), 23) - 128;
-            out[i] = (int8_t)td_clamp(y, -128, 127);
-        }
-    }
-}
-
-void td_logistic_s8(const td_activation_params *p, const int8_t *in, int8_t *out)
-{
-    sigmoid_like(p, in, out, 0);
-}
-
-void td_tanh_s8(const td_activation_params *p, const int8_t *in, int8_t *out)
-{
-    sigmoid_like(p, in, out, 1);
-}
-
-/* round(v) with halves away from zero, as C's roundf, for |v| < 2^31. */
-static int32_t round_half_away(float v)
-{
-    const int32_t t = (int32_t)v;                 /* truncates toward zero */
-    const float rest = v - (float)t;              /* exact */
-    if (rest >= 0.5f) {
-        return t + 1;
-    }
-    if (rest <= -0.5f) {
-        return t - 1;
-    }
-    return t;
-}
-
-void td_quantize_f32_s8(const td_quantize_params *p, const float *in, int8_t *out)
-{
-    for (int32_t i = 0; i < p->size; ++i) {
-        const float v = in[i] / p->scale;
-        int32_t q;
-        if (v != v) {
-            q = 0;                                    /* NaN */
-        } else if (v > 1e9f || v < -1e9f) {
-            q = v > 0 ? 1000000000 : -1000000000;     /* clamps below either way */
-        } else {
-            q = round_half_away(v);
-        }
-        out[i] = (int8_t)td_clamp(q + p->output_zero_point, -128, 127);
-    }
-}
-
-void td_requantize_s8(const td_quantize_params *p, const int8_t *in, int8_t *out)
-{
-    for (int32_t i = 0; i < p->size; ++i) {
-        const int32_t v = td_requantize((int32_t)in[i] - p->input_zero_point, p->multiplier, p->shift);
-        out[i] = (int8_t)td_clamp(v + p->output_zero_point, -128, 127);
-    }
-}
-
-void td_dequantize_s8_f32(const td_quantize_params *p, const int8_t *in, float *out)
-{
-    /* A float product of two exact values is correctly rounded, like the
-     * reference's double product rounded to float. */
-    for (int32_t i = 0; i < p->size; ++i) {
-        out[i] = p->scale * (float)((int32_t)in[i] - p->input_zero_point);
     }
 }

@@ -1,4 +1,5 @@
-/* FULLY_CONNECTED and CONV_2D as one matrix product: each output pixel (or
+/* FULLY_CONNECTED (td_fully_connected.h) and ungrouped CONV_2D (td_conv.h's
+ * td_conv_gemm_s8) as one matrix product: each output pixel (or
  * batch row) is a column x of `depth` int8 values; out[o] = requantize(
  * bias[o] + sum_k w[o][k] * x[k]).
  *
@@ -15,7 +16,8 @@
  * A convolution gathers each pixel's window (im2col), padding taps filled
  * with the input zero point: they then add w * (zp - zp) = 0 with the folded
  * bias, exactly as the reference skips them. */
-#include "td_kernels.h"
+#include "td_fully_connected.h"
+#include "td_conv.h"
 #include "td_fixedpoint.h"
 #include "td_simd.h"
 #include "td_output.h"
@@ -109,7 +111,8 @@ static TD_ALWAYS_INLINE void rows2_columns2(const uint32_t *w, const uint32_t *x
             : [end] "r"(end)
             : "cc", "memory");
 #else
-    for (const uint32_t *end = x + 4 * chunks; x < end; x += 4, w += 4) {
+    /* stops at the last chunk (chunks >= 1): stepping past it would take w + 2 past the block */
+    for (const uint32_t *last = x + 4 * (chunks - 1);; x += 4, w += 4) {
         const uint32_t wa = w[0], wb = w[1], x0 = x[0], x1 = x[1], x2 = x[2], x3 = x[3];
         uint32_t u = td_sxtb16(wa);
         ra0 = td_smlad(x0, u, ra0);
@@ -123,6 +126,9 @@ static TD_ALWAYS_INLINE void rows2_columns2(const uint32_t *w, const uint32_t *x
         u = td_sxtb16_odd(wb);
         rb0 = td_smlad(x1, u, rb0);
         rb1 = td_smlad(x3, u, rb1);
+        if (x == last) {
+            break;
+        }
     }
 #endif
     *a0 = ra0, *a1 = ra1, *b0 = rb0, *b1 = rb1;
@@ -254,13 +260,37 @@ static TD_ALWAYS_INLINE void gemm_bytes(const td_gemm_params *g, const int8_t *x
     }
 }
 
-/* Scratch layout shared by both ops:
- * [packed: 4 * depth][column a: depth][column b: depth][accumulators: 2 * rows int32]. */
+/* Scratch layout shared by both ops, the one definition of its size (gemm_scratch_bytes):
+ * [packed: 4 * depth][column a: depth][column b: depth][accumulators: 2 * rows int32].
+ * `depth` is a multiple of 4, so every area is 4-byte aligned. */
 static uint32_t *packed_area(int8_t *scratch) { return (uint32_t *)(void *)scratch; }
+
+/* Column 0 (a) or 1 (b): one gathered window or padded input row of `depth` int8 values. */
+static int8_t *column_area(const td_gemm_params *g, int8_t *scratch, int32_t column)
+{
+    return scratch + (4 + column) * g->depth;
+}
+
+static int32_t accumulator_offset(const td_gemm_params *g) { return 6 * g->depth; }
 
 static int32_t *accumulator_area(const td_gemm_params *g, int8_t *scratch)
 {
-    return (int32_t *)(void *)(scratch + 6 * g->depth);
+    return (int32_t *)(void *)(scratch + accumulator_offset(g));
+}
+
+static int32_t gemm_scratch_bytes(const td_gemm_params *g)
+{
+    return accumulator_offset(g) + 2 * g->rows * (int32_t)sizeof(int32_t);
+}
+
+int32_t td_fully_connected_scratch_bytes(const td_fully_connected_params *p)
+{
+    return p->batches == 1 ? 0 : gemm_scratch_bytes(&p->gemm);     /* one row is read in place */
+}
+
+int32_t td_conv_gemm_scratch_bytes(const td_conv_gemm_params *p)
+{
+    return gemm_scratch_bytes(&p->gemm);
 }
 
 /* Columns a (and b, when not NULL) of `depth` int8 values through the scratch buffer. */
@@ -303,7 +333,7 @@ void td_fully_connected_s8(const td_fully_connected_params *p, const int8_t *in,
         }
         return;
     }
-    int8_t *col[2] = {scratch + 4 * depth, scratch + 5 * depth};
+    int8_t *col[2] = {column_area(&p->gemm, scratch, 0), column_area(&p->gemm, scratch, 1)};
     for (int32_t b = 0; b < p->batches; b += 2) {
         const int two = b + 1 < p->batches;
         const int8_t *x[2] = {in + b * p->in_depth, in + (b + 1) * p->in_depth};
@@ -366,7 +396,7 @@ void td_conv_gemm_s8(const td_conv_gemm_params *p, const int8_t *in, int8_t *out
     const int32_t depth = p->gemm.depth, window = w->filter_h * w->filter_w * w->in_c;
     const int direct = w->filter_h == 1 && w->filter_w == 1 && window == depth;   /* 1x1: read pixels in place */
     const int32_t pixels = w->out_h * w->out_w;
-    int8_t *col[2] = {scratch + 4 * depth, scratch + 5 * depth};
+    int8_t *col[2] = {column_area(&p->gemm, scratch, 0), column_area(&p->gemm, scratch, 1)};
     if (!direct) {
         fill_bytes(col[0] + window, 0, depth - window);    /* zero weights pad the window to a multiple of 4 */
         fill_bytes(col[1] + window, 0, depth - window);

@@ -5,7 +5,7 @@
 #define TD_OUTPUT_H
 
 #include <stdint.h>
-#include "td_kernels.h"
+#include "td_types.h"
 #include "td_fixedpoint.h"
 #include "td_simd.h"
 

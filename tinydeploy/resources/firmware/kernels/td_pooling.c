@@ -1,6 +1,6 @@
 /* AVERAGE_POOL_2D and MAX_POOL_2D, int8, as TFLite Micro's reference kernels:
  * windows are clipped to the input, the average divides by the taps inside. */
-#include "td_kernels.h"
+#include "td_pooling.h"
 #include "td_fixedpoint.h"
 
 static void clip_window(int32_t origin, int32_t taps, int32_t size, int32_t *first, int32_t *last)
@@ -26,9 +26,10 @@ static void pool(const td_pool_params *p, const int8_t *in, int8_t *out, int ave
                 for (int32_t c = 0; c < w->in_c; ++c) {
                     int32_t acc = average ? 0 : -128;
                     for (int32_t fy = fy0; fy < fy1; ++fy) {
-                        const int8_t *x = image + ((iy0 + fy) * w->in_w + ix0) * w->in_c + c;
+                        /* an index into the image, not a pointer to tap (fy, 0), which may lie before it */
+                        const int32_t start = ((iy0 + fy) * w->in_w + ix0) * w->in_c + c;
                         for (int32_t fx = fx0; fx < fx1; ++fx) {
-                            const int32_t v = x[fx * w->in_c];
+                            const int32_t v = image[start + fx * w->in_c];
                             if (average) {
                                 acc += v;
                             } else if (v > acc) {

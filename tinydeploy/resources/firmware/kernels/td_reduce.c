@@ -1,7 +1,7 @@
 /* MEAN, int8, as TFLite Micro computes it: the sum over the reduced axes,
  * corrected for the input zero point, rescaled once by a multiplier that
  * includes 1 / count (computed by the code generator). */
-#include "td_kernels.h"
+#include "td_reduce.h"
 #include "td_fixedpoint.h"
 
 static int32_t sum_window(const td_mean_params *p, const int8_t *x)

@@ -133,7 +133,7 @@ static inline int32_t td_saturate8(int32_t x)
 static inline uint32_t td_dup16(int32_t v) { return ((uint32_t)v & 0xFFFFu) * 0x10001u; }
 static inline int32_t td_lane_of(uint32_t dup) { return (int16_t)(dup & 0xFFFFu); }
 
-/* A rescale by multiplier * 2^shift (shift <= 0) prepared for td_rescale_short:
+/* A rescale by multiplier * 2^shift (-31 <= shift <= 0) prepared for td_rescale_short:
  * exact for |x| < 2^30 (the ADD kernel proves it). */
 typedef struct {
     int32_t multiplier;
@@ -144,7 +144,7 @@ typedef struct {
 
 static inline td_short_rescale td_short_rescale_of(int32_t multiplier, int32_t shift)
 {
-    const td_short_rescale r = {multiplier, -shift, (1 << -shift) >> 1, shift < 0 ? 1u : 0u};
+    const td_short_rescale r = {multiplier, -shift, (int32_t)((1u << -shift) >> 1), shift < 0 ? 1u : 0u};
     return r;
 }
 

@@ -1,6 +1,6 @@
 /* SOFTMAX, int8 -> int8, with gemmlowp's fixed-point exp and reciprocal,
  * as in TFLite Micro's reference kernel. */
-#include "td_kernels.h"
+#include "td_softmax.h"
 #include "td_fixedpoint.h"
 
 void td_softmax_s8(const td_softmax_params *p, const int8_t *in, int8_t *out)
