@@ -16,39 +16,73 @@
 #define TD_W4_SCALE 16                     /* a nibble in the top of a byte is 16 times its value */
 #define TD_W4_PER_WORD 8
 
-/* 16 * sum over one row of w[k] * x[k], inputs read in place. */
-static TD_ALWAYS_INLINE int32_t row_dot16(const uint32_t *w, const int8_t *x, int32_t in_depth)
+/* The four pairs SMLAD needs from eight inputs: (x0, x2) (x1, x3) (x4, x6) (x5, x7). */
+typedef struct {
+    uint32_t a_even, a_odd, b_even, b_odd;
+} td_w4_inputs;
+
+static TD_ALWAYS_INLINE td_w4_inputs inputs_of(uint32_t xa, uint32_t xb)
 {
-    int32_t acc = 0;
-    const int32_t words = in_depth / TD_W4_PER_WORD, tail = in_depth % TD_W4_PER_WORD;
-    for (int32_t c = 0; c < words; ++c, x += TD_W4_PER_WORD) {
-        const uint32_t word = w[c];
-        const uint32_t low = (word << 4) & TD_W4_LOW_NIBBLES, high = word & TD_W4_LOW_NIBBLES;
-        const uint32_t xa = td_load4(x), xb = td_load4(x + 4);
-        acc = td_smlad(td_sxtb16(xa), td_sxtb16(low), acc);
-        acc = td_smlad(td_sxtb16_odd(xa), td_sxtb16_odd(low), acc);
-        acc = td_smlad(td_sxtb16(xb), td_sxtb16(high), acc);
-        acc = td_smlad(td_sxtb16_odd(xb), td_sxtb16_odd(high), acc);
-    }
-    if (tail) {                                /* the padding weights are 0: read only the inputs there are */
-        const uint32_t word = w[words];
-        const uint32_t low = (word << 4) & TD_W4_LOW_NIBBLES, high = word & TD_W4_LOW_NIBBLES;
-        const uint32_t xa = td_load_tail(x, tail < 4 ? tail : 4), xb = tail > 4 ? td_load_tail(x + 4, tail - 4) : 0;
-        acc = td_smlad(td_sxtb16(xa), td_sxtb16(low), acc);
-        acc = td_smlad(td_sxtb16_odd(xa), td_sxtb16_odd(low), acc);
-        acc = td_smlad(td_sxtb16(xb), td_sxtb16(high), acc);
-        acc = td_smlad(td_sxtb16_odd(xb), td_sxtb16_odd(high), acc);
-    }
-    return acc;
+    const td_w4_inputs x = {td_sxtb16(xa), td_sxtb16_odd(xa), td_sxtb16(xb), td_sxtb16_odd(xb)};
+    return x;
+}
+
+/* The last 1..7 inputs of a row (the padding weights are 0: nothing past the row is read). */
+static TD_ALWAYS_INLINE td_w4_inputs tail_inputs(const int8_t *x, int32_t count)
+{
+    return inputs_of(td_load_tail(x, count < 4 ? count : 4), count > 4 ? td_load_tail(x + 4, count - 4) : 0);
+}
+
+/* acc + 16 * the dot product of one weight word with its eight inputs. */
+static TD_ALWAYS_INLINE int32_t word_dot16(uint32_t word, const td_w4_inputs *x, int32_t acc)
+{
+    const uint32_t low = (word << 4) & TD_W4_LOW_NIBBLES, high = word & TD_W4_LOW_NIBBLES;
+    acc = td_smlad(x->a_even, td_sxtb16(low), acc);
+    acc = td_smlad(x->a_odd, td_sxtb16_odd(low), acc);
+    acc = td_smlad(x->b_even, td_sxtb16(high), acc);
+    return td_smlad(x->b_odd, td_sxtb16_odd(high), acc);
+}
+
+static TD_ALWAYS_INLINE int8_t output_of(const td_fully_connected_w4_params *p, int32_t row, int32_t acc16, int mode)
+{
+    return td_output(p->rescale, p->bias[row] + acc16 / TD_W4_SCALE, p->output_offset, p->act_min, p->act_max, mode);
 }
 
 static TD_ALWAYS_INLINE void rows_w4(const td_fully_connected_w4_params *p, const int8_t *x, int8_t *out, int mode)
 {
+    const int32_t words = p->depth / TD_W4_PER_WORD, full = p->in_depth / TD_W4_PER_WORD;
+    const int32_t tail = p->in_depth % TD_W4_PER_WORD;
     const uint32_t *w = p->weights;
-    const int32_t words = p->depth / TD_W4_PER_WORD;
-    for (int32_t row = 0; row < p->rows; ++row, w += words) {
-        const int32_t acc = p->bias[row] + row_dot16(w, x, p->in_depth) / TD_W4_SCALE;
-        out[row] = td_output(p->rescale, acc, p->output_offset, p->act_min, p->act_max, mode);
+    int32_t row = 0;
+    for (; row + 2 <= p->rows; row += 2, w += 2 * words) {     /* two rows share each unpacked input word */
+        const uint32_t *w0 = w, *w1 = w + words;
+        const int8_t *xp = x;
+        int32_t a0 = 0, a1 = 0;
+        for (const uint32_t *end = w0 + full; w0 < end; ++w0, ++w1, xp += TD_W4_PER_WORD) {
+            const td_w4_inputs in = inputs_of(td_load4(xp), td_load4(xp + 4));
+            a0 = word_dot16(*w0, &in, a0);
+            a1 = word_dot16(*w1, &in, a1);
+        }
+        if (tail) {
+            const td_w4_inputs in = tail_inputs(xp, tail);
+            a0 = word_dot16(*w0, &in, a0);
+            a1 = word_dot16(*w1, &in, a1);
+        }
+        out[row] = output_of(p, row, a0, mode);
+        out[row + 1] = output_of(p, row + 1, a1, mode);
+    }
+    if (row < p->rows) {
+        const int8_t *xp = x;
+        int32_t acc = 0;
+        for (const uint32_t *end = w + full; w < end; ++w, xp += TD_W4_PER_WORD) {
+            const td_w4_inputs in = inputs_of(td_load4(xp), td_load4(xp + 4));
+            acc = word_dot16(*w, &in, acc);
+        }
+        if (tail) {
+            const td_w4_inputs in = tail_inputs(xp, tail);
+            acc = word_dot16(*w, &in, acc);
+        }
+        out[row] = output_of(p, row, acc, mode);
     }
 }
 
