@@ -1,12 +1,9 @@
 """Bad input: one clear line on stderr, a non-zero exit, no traceback, nothing half-written."""
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from helpers.tflite_builder import ModelBuilder, random_fc_layer
 from helpers import assert_clean_failure, shared_model, tinydeploy

@@ -39,7 +39,7 @@ def c_scratch_bytes(model, tmp_path) -> dict[int, int]:
     functions = scratch_functions()
     calls = [f'    printf("%d %ld\\n", {s.op_index}, (long){functions[s.kernel]}(&op{s.op_index}));'
              for s in model.steps if s.kernel in functions]
-    main = "\n".join([f'#include <stdio.h>', f'#include "{model.name}.c"', "", "int main(void)", "{",
+    main = "\n".join(['#include <stdio.h>', f'#include "{model.name}.c"', "", "int main(void)", "{",
                       *calls, "    return 0;", "}", ""])
     exe = build_program(model, main, tmp_path, ("-O1", *WARNING_FLAGS), link_model=False)
     out = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout

@@ -40,9 +40,13 @@ def command(fn):
 
 
 @command
-def train(dataset: str = typer.Option("iot-sensors", help="built-in dataset name (iot-sensors) or a CSV path"),
+def train(dataset: str = typer.Option("iot-sensors", help="built-in dataset name (iot-sensors), a CSV path, or an "
+                                                         ".npz with arrays x ([n, features], windows [n, t, c] or "
+                                                         "images [n, h, w, c]) and y (integer labels)"),
           label: Optional[str] = typer.Option(None, help="CSV column holding the class"),
-          arch: str = typer.Option("mlp", help="mlp (Dense 32-16) or cloud (Dense 256-128-64, dropout 0.3)"),
+          arch: str = typer.Option("mlp", help="mlp (Dense 32-16), cloud (Dense 256-128-64, dropout 0.3), conv1d "
+                                               "(1-D conv net for sensor windows) or dscnn (depthwise-separable "
+                                               "CNN for images)"),
           output: Path = typer.Option(..., "-o", "--output", help="where to save the model (.keras)"),
           epochs: int = typer.Option(30, min=1)):
     """Train a small classifier and save it with its data split and feature scaling."""
@@ -54,15 +58,18 @@ def train(dataset: str = typer.Option("iot-sensors", help="built-in dataset name
 
 @command
 def quantize(model: Path = typer.Argument(..., help="trained .keras model"),
-             output: Path = typer.Option(..., "-o", "--output", help="int8 .tflite to write")):
-    """Quantize to full-integer int8 and report the accuracy lost."""
+             output: Path = typer.Option(..., "-o", "--output", help=".tflite to write"),
+             weights: str = typer.Option("int8", help="int8, or int4: packed 4-bit Dense weights (per tensor) "
+                                                      "with int8 activations")):
+    """Quantize to full-integer int8 (optionally 4-bit Dense weights) and report the accuracy lost."""
     from tinydeploy.ml.quantize import quantize as quantize_model
-    r = quantize_model(model, output)
+    r = quantize_model(model, output, weights=weights)
     t = Table(title=f"{r.tflite_path} ({r.tflite_bytes:,} bytes)")
     t.add_column("model")
     t.add_column("test accuracy", justify="right")
     t.add_row("float32 (Keras)", f"{100 * r.float_accuracy:.2f}%")
-    t.add_row("int8 (TFLite Micro reference interpreter)", f"{100 * r.int8_accuracy:.2f}%")
+    kind = "int8" if r.weights == "int8" else "int4 weights, int8 activations"
+    t.add_row(f"{kind} (TFLite Micro reference interpreter)", f"{100 * r.int8_accuracy:.2f}%")
     t.add_row("change", f"{100 * (r.int8_accuracy - r.float_accuracy):+.2f} points")
     console.print(t)
 
@@ -165,6 +172,47 @@ def bench(models: list[Path] = typer.Argument(..., help="int8 .tflite models"),
         if worse:
             raise Mismatch(f"{len(worse)} figures got more than 2% worse than {baseline}")
         console.print(f"no regression against {baseline} (tolerance 2%)")
+
+
+@command
+def compare(dataset: str = typer.Option("iot-sensors", help="built-in dataset (iot-sensors), a CSV (with --label) "
+                                                            "or an .npz (arrays x, y)"),
+            label: Optional[str] = typer.Option(None, help="CSV column holding the class"),
+            board: list[str] = typer.Option([DEFAULT_BOARD], "--board", help="board(s), repeat the option; a real "
+                                                                             "board runs on its emulated proxy"),
+            output: Path = typer.Option(..., "-o", "--output", help="directory for the report (replaced as a whole)"),
+            config: Optional[Path] = typer.Option(None, "--config", help="variants YAML (techniques and parameters) "
+                                                                         "[every technique, its defaults]"),
+            quick: bool = typer.Option(False, "--quick", help="fewer epochs and the first 500 test vectors"),
+            weights: Optional[str] = typer.Option(None, "--weights", help="cost weights, e.g. accuracy=1,latency=0.3,"
+                                                                          "flash=0.3,energy=0.3 (the defaults)"),
+            jobs: Optional[int] = typer.Option(None, "--jobs", min=1, help="builds and emulator runs at once [CPUs]"),
+            arch: Optional[str] = typer.Option(None, help="baseline architecture: mlp [default], cloud (the demo's "
+                                                         "Dense 256-128-64, dropout 0.3), conv1d or dscnn"),
+            epochs: Optional[int] = typer.Option(None, min=1, help="baseline training epochs [30; 5 with --quick]"),
+            variant_epochs: Optional[int] = typer.Option(None, "--variant-epochs", min=1,
+                                                         help="variants' fine-tuning epochs [5; 2 with --quick]"),
+            vectors: Optional[int] = typer.Option(None, min=1, help="test vectors per run [the whole test split; "
+                                                                    "500 with --quick]"),
+            cache: Optional[Path] = typer.Option(None, "--cache", help="cache of trained models and firmware results "
+                                                                       "[~/.cache/tinydeploy/compare]")):
+    """Baseline vs compressed variants on each board: firmware accuracy, size, instructions, estimated
+    time and energy, verified bit-exact; figures, an HTML report and a recommendation per board.
+
+    Instruction counts are exact (QEMU -icount), not cycles; times assume 1 instruction per cycle at the
+    board's clock and energies the board's active power (both estimates). Exit 1 if any output differs
+    from the TFLite Micro reference."""
+    from tinydeploy.analysis.compare import compare as run_compare, tables
+    result = run_compare(dataset, board, output, label=label, config=config, quick=quick, weights=weights, jobs=jobs,
+                         arch=arch, epochs=epochs, variant_epochs=variant_epochs, vectors=vectors, cache=cache,
+                         console=err)
+    for item in tables(result):
+        console.print(item)
+    console.print(f"wrote {result.out}/: report.html, compare.json, compare.csv, table.txt, compare.png, pareto.png")
+    if result.mismatched:
+        for r in result.mismatched:
+            err.print(f"mismatch: {r.variant} on {r.board}: {r.reason}")
+        raise Mismatch(f"{len(result.mismatched)} variant/board runs differ from the TFLite Micro reference")
 
 
 @command

@@ -34,6 +34,7 @@ UartKind = Literal[tuple(UART_DRIVERS)]          # type: ignore[valid-type]
 ExitKind = Literal[tuple(EXIT_DRIVERS)]          # type: ignore[valid-type]
 Int = Annotated[int, Strict()]                   # YAML gives numbers as numbers: no "12" or true for an int
 Bool = Annotated[bool, Strict()]
+Float = Annotated[float, Strict()]                # a number (12 or 12.5), not "12" or true
 
 SCHEMA_HINT = "see `tinydeploy boards --schema`"
 
@@ -83,6 +84,14 @@ class PlatformIO(_Schema):
     toolchain: Optional[str] = Field(None, description="the platform's toolchain package, named in messages")
 
 
+class Power(_Schema):
+    """Active (run-mode) power, for energy-per-inference estimates."""
+    active_mw: Float = Field(..., gt=0, description="power while the core computes (mW); energy per inference "
+                                                    "is estimated as this x the estimated time")
+    source: str = Field(..., min_length=1, description="where the figure comes from; an estimate (e.g. a "
+                                                       "comparable MCU's datasheet) says so")
+
+
 class Board(_Schema):
     """A board's facts as its YAML file states them."""
     name: str = Field(..., description="the board's name, as --board takes it")
@@ -104,6 +113,8 @@ class Board(_Schema):
     platformio: Optional[PlatformIO] = Field(None, description="PlatformIO project settings (real boards)")
     proxy: Optional[str] = Field(None, description="emulated board with the same core that runs a real board's code")
     aliases: tuple[str, ...] = Field((), description="other names --board accepts")
+    power: Optional[Power] = Field(None, description="active power {active_mw, source} for energy estimates "
+                                                     "(`compare`); null: energy is not estimated")
 
     _path: Optional[Path] = PrivateAttr(None)
 

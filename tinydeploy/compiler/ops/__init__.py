@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import threading
 from dataclasses import dataclass
 from typing import Callable
 
@@ -35,6 +36,7 @@ class OpSpec:
 
 
 _REGISTRY: dict[str, OpSpec] = {}
+_LOADING = threading.Lock()          # compare compiles from several threads
 
 
 def register(spec: OpSpec) -> OpSpec:
@@ -50,9 +52,10 @@ def register(spec: OpSpec) -> OpSpec:
 
 def _load() -> None:
     """Import every family module once (each registers its ops; helper modules register none)."""
-    if not _REGISTRY:
-        for module in pkgutil.iter_modules(__path__):
-            importlib.import_module(f"{__name__}.{module.name}")
+    with _LOADING:
+        if not _REGISTRY:
+            for module in pkgutil.iter_modules(__path__):
+                importlib.import_module(f"{__name__}.{module.name}")
 
 
 def lookup(op_name: str) -> OpSpec | None:
