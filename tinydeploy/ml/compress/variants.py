@@ -10,6 +10,8 @@ defaults: `tinydeploy.ml.compress.defaults.DEFAULTS`.
 """
 from __future__ import annotations
 
+import importlib
+
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,28 +44,19 @@ def _baseline(baseline: Path, dataset: data_mod.Dataset, out: Path):
     return common.CompressResult(out, common.accuracy(model, dataset), common.count_parameters(model))
 
 
+# technique -> (module of tinydeploy.ml.compress, function): imported when used (they import TensorFlow)
+_FUNCTIONS = {"magnitude_prune": ("magnitude", "prune_magnitude"), "structured_prune": ("structured", "prune_structured"),
+              "distill": ("distill", "distill"), "qat": ("qat", "quantization_aware"),
+              "low_rank": ("low_rank", "factorize"), "int4": ("int4", "int4_weights")}
+
+
 def _technique(name: str):
     if name == "baseline":
         return _baseline
-    if name == "magnitude_prune":
-        from tinydeploy.ml.compress.magnitude import prune_magnitude
-        return prune_magnitude
-    if name == "structured_prune":
-        from tinydeploy.ml.compress.structured import prune_structured
-        return prune_structured
-    if name == "distill":
-        from tinydeploy.ml.compress.distill import distill
-        return distill
-    if name == "qat":
-        from tinydeploy.ml.compress.qat import quantization_aware
-        return quantization_aware
-    if name == "low_rank":
-        from tinydeploy.ml.compress.low_rank import factorize
-        return factorize
-    if name == "int4":
-        from tinydeploy.ml.compress.int4 import int4_weights
-        return int4_weights
-    raise BadInput(f"unknown technique '{name}'; choose one of: {', '.join(TECHNIQUES)}")
+    if name not in _FUNCTIONS:
+        raise BadInput(f"unknown technique '{name}'; choose one of: {', '.join(TECHNIQUES)}")
+    module, function = _FUNCTIONS[name]
+    return getattr(importlib.import_module(f"tinydeploy.ml.compress.{module}"), function)
 
 
 def make_variant(technique: str, params: dict, dataset_name: str, label: str | None, baseline: Path, out: Path,
