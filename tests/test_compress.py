@@ -346,3 +346,31 @@ def test_dscnn_structured_pruning_and_qat(tmp_path):
     report("dscnn", float_accuracy=base.test_accuracy, int8_accuracy=q.int8_accuracy, parameters=base.parameters,
            structured_parameters=narrow.parameters, qat_int8_accuracy=qat.qat_int8_accuracy,
            ptq_int8_accuracy=qat.ptq_int8_accuracy)
+
+
+@pytest.mark.tensorflow
+@pytest.mark.firmware
+def test_int4_dense_layers_of_a_conv_model_are_bit_exact_in_the_emulator(tmp_path):
+    """A conv1d model tinydeploy trains, its FULLY_CONNECTED layer in int4 (the convolutions keep int8),
+    built and run in QEMU on the Cortex-M4F: every output byte equals TFLite Micro's."""
+    require_module("tensorflow")
+    from tinydeploy.ml.compress.int4 import int4_weights
+    from tinydeploy.ml.quantize import quantize
+    from tinydeploy.ml.train import train
+    from tinydeploy.pipeline import build_firmware, run_firmware
+    npz = str(windows_npz(tmp_path / "w.npz"))
+    base = train(npz, "conv1d", tmp_path / "c1.keras", epochs=3)
+    four = int4_weights(base.model_path, data.load(npz), tmp_path / "c4.keras", epochs=1)
+    runs = {}
+    for weights, keras_path in (("int8", base.model_path), ("int4", four.model_path)):
+        q = quantize(keras_path, tmp_path / f"c1-{weights}.tflite", weights=weights)
+        fw = build_firmware(q.tflite_path, "mps2-an386", tmp_path / f"fw-{weights}", vectors=20)
+        result = run_firmware(fw)
+        assert result.mismatches == [] and len(result.outputs) == 20
+        runs[weights] = (fw, result)
+    fw4 = runs["int4"][0]
+    kernels = {s.op: s.kernel for s in fw4.model.steps}
+    assert kernels["FULLY_CONNECTED"] == "td_fully_connected_w4_s8" and kernels["CONV_2D"] == "td_conv_gemm_s8"
+    assert {t.dtype for t in weight_tensors(fw4.model.graph.path)} == {"int4", "int8"}
+    report("conv1d int4 firmware", **{w: dict(weight_bytes=fw.model.weight_bytes, flash=fw.size.flash,
+                                                instructions=r.instructions[0]) for w, (fw, r) in runs.items()})
