@@ -127,3 +127,7 @@ def test_failed_rebuild_keeps_previous_output(tmp_path):
     proc = tinydeploy("convert", _model_with_unsupported_op(tmp_path), "-o", out)
     assert proc.returncode != 0
     assert sorted(p.name for p in out.iterdir()) == before
+
+
+def test_a_board_folder_without_boards(tmp_path):
+    assert_clean_failure(tinydeploy("boards", "--dir", tmp_path / "empty"), "no board files")

@@ -222,9 +222,12 @@ def parse(path: Path) -> Board:
 
 
 def catalog(directory: Path = BOARDS) -> dict[str, Board]:
-    """All boards in ``directory``, by name."""
+    """All boards in ``directory``, by name (BadInput when it holds no board file)."""
     boards = {}
-    for path in sorted(Path(directory).glob("*.yaml")):
+    paths = sorted(Path(directory).glob("*.yaml"))
+    if not paths:
+        raise BadInput(f"{directory}: no board files (*.yaml) there; give a folder of board YAML files")
+    for path in paths:
         board = parse(path)
         boards[board.name] = board
     return boards
