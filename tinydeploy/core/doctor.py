@@ -33,7 +33,9 @@ def checks() -> list[Check]:
                                 ("sklearn", "datasets (train)", "scikit-learn"),
                                 ("platformio", "build", "platformio==6.2.0"),
                                 ("SCons", "build (PlatformIO's build engine, used offline)", "scons==4.11.1"),
-                                ("serial", "run --port (real boards)", "pyserial")):
+                                ("serial", "run --port (real boards)", "pyserial"),
+                                ("pydantic", "board schema, compare configuration", "pydantic"),
+                                ("matplotlib", "compare (figures)", "matplotlib")):
         found = importlib.util.find_spec(module) is not None
         result.append(Check(module, found, "importable" if found else "missing", needed, f"pip install {pip}"))
     tools = []
