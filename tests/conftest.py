@@ -13,6 +13,10 @@ def isolated_cache(tmp_path_factory):
     """PlatformIO core and caches live in the session's temporary directory, unless set."""
     if "TINYDEPLOY_CACHE" not in os.environ:
         os.environ["TINYDEPLOY_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    if "TINYDEPLOY_BUILD_CACHE" not in os.environ:     # compiled objects: shared by the xdist workers
+        base = tmp_path_factory.getbasetemp()
+        shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+        os.environ["TINYDEPLOY_BUILD_CACHE"] = str(shared / "build-cache")
     yield
 
 

@@ -47,8 +47,8 @@ def test_figures_and_layers(bench_json):
     assert sum(layer["share"] for layer in layers) == pytest.approx(1.0)
     # the layers account for the inference; the rest is invoke()'s copy of 640 bytes in and out
     assert 0.97 * instructions["median"] < sum(layer["instructions"] for layer in layers) < instructions["median"]
-    assert entry["tflm"]["cmsis_instructions"] == 583248
-    assert "against TFLite Micro" in stdout and "not cycles" in stdout
+    assert ram["arena_used"] == ram["arena"]           # the AOT runtime uses all of its static arena
+    assert "not cycles" in stdout
 
 
 def test_bench_file_loads_as_measurements(bench_json):

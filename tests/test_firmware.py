@@ -162,14 +162,17 @@ def test_begin_line_carries_the_protocol_version(tmp_path_factory):
     result, seen = _run_rewritten(fw, lambda line: line)
     [begin] = [line for line in seen if line.startswith("TD BEGIN")]
     fingerprint = json.loads((fw.project / "tinydeploy.json").read_text())["fingerprint"]
-    assert begin == f"TD BEGIN hello_world_int8 v={protocol.PROTOCOL_VERSION} vectors=5 in=1 out=1 id={fingerprint}"
+    assert begin == protocol.frame("BEGIN", 0, "hello_world_int8", f"v={protocol.PROTOCOL_VERSION}", "vectors=5",
+                                   "in=1", "out=1", f"id={fingerprint}")
     assert result.protocol_version == protocol.PROTOCOL_VERSION and result.mismatches == []
-    assert [line.split()[1] for line in seen if line.startswith("TD ")] == ["BEGIN", "CAL"] + ["OUT"] * 5 + ["END"]
+    protocol_lines = [line.split() for line in seen if line.startswith("TD ")]
+    assert [parts[1] for parts in protocol_lines] == ["BEGIN", "CAL"] + ["OUT"] * 5 + ["END"]
+    assert [int(parts[2]) for parts in protocol_lines] == list(range(8))          # numbered from 0
 
 
 @pytest.mark.parametrize("edit,spoken", [
-    (lambda line: line.replace(" v=1 ", " v=2 "), "speaks line protocol v2"),
-    (lambda line: line.replace(" v=1 ", " "), "speaks no protocol version"),
+    (lambda line: line.replace(" v=2 ", " v=3 "), "speaks line protocol v3"),
+    (lambda line: line.replace(" v=2 ", " "), "speaks no protocol version"),
 ])
 def test_a_firmware_with_another_protocol_version_is_refused(tmp_path_factory, edit, spoken):
     """The real firmware's stream, its TD BEGIN doctored: refused in one line that says to rebuild."""
@@ -193,16 +196,18 @@ class _Lines(Target):
 
 
 def test_protocol_parses_every_line_kind_and_refuses_garbage():
-    lines = ["boot noise", "TD OUT 9 9 ff", "TD BEGIN m v=1 vectors=2 in=3 out=2 id=abc", "TD CAL 160 100",
-             "TD OUT 0 16 ff01", "TD LAYERS 0 10 6", "TD OUT 1 32 7f80", "TD LAYERS 1 20 12", "TD END 0"]
+    f = protocol.frame
+    lines = ["boot noise", f("OUT", 5, 9, 9, "ff"), f("BEGIN", 0, "m", "v=2", "vectors=2", "in=3", "out=2", "id=abc"),
+             f("CAL", 1, 160, 100), f("OUT", 2, 0, 16, "ff01"), f("LAYERS", 3, 0, 10, 6), f("OUT", 4, 1, 32, "7f80"),
+             f("LAYERS", 5, 1, 20, 12), f("END", 6, 0)]
     session = protocol.read(_Lines(lines), "abc", 2, 2, 5.0)
-    assert session.begin == protocol.Begin("m", 1, 2, 3, 2, "abc") and session.status == 0
+    assert session.begin == protocol.Begin("m", 2, 2, 3, 2, "abc", 0) and session.status == 0
     assert session.outputs.tolist() == [[-1, 1], [127, -128]] and session.ticks == [16, 32]
     assert session.ticks_per_instruction == 1.6 and session.layer_ticks == [[10, 6], [20, 12]]
     with pytest.raises(BadInput, match="id xyz, expected abc"):
-        protocol.read(_Lines([lines[2].replace("abc", "xyz")]), "abc", 2, 2, 5.0)
+        protocol.read(_Lines([f("BEGIN", 0, "m", "v=2", "vectors=2", "in=3", "out=2", "id=xyz")]), "abc", 2, 2, 5.0)
     with pytest.raises(TinyDeployError, match="garbled protocol line"):
-        protocol.read(_Lines(lines[2:4] + ["TD OUT 0 16 fz01"]), "abc", 2, 2, 5.0)
+        protocol.read(_Lines(lines[2:4] + [f("OUT", 2, 0, 16, "fz01")]), "abc", 2, 2, 5.0)
     with pytest.raises(TinyDeployError, match="stopped after 1 of 2 vectors"):
         protocol.read(_Lines(lines[2:6]), "abc", 2, 2, 5.0)
 

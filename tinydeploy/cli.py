@@ -21,14 +21,56 @@ err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 
 DEFAULT_BOARD = "mps2-an386"
 
+# Declared once, used by every command that turns a model into firmware.
+RUNTIME_OPTION = typer.Option("aot", "--runtime", help="aot (tinydeploy's compiled C), tflm (TensorFlow Lite Micro's "
+                                                       "interpreter) or auto (aot when it takes every op, else tflm)")
+TFLM_OPTION = typer.Option(None, "--tflm", metavar="DIR", help="TensorFlow Lite Micro source tree for --runtime "
+                                                               "tflm/auto [$TINYDEPLOY_TFLM]")
+
+
+def say(line: str) -> None:
+    """A remark about what tinydeploy chose (stderr: stdout stays data)."""
+    err.print(line, highlight=False, soft_wrap=True)
+
+
+# Declared once, for every command whose -o is a folder it replaces as a whole.
+FORCE_OPTION = typer.Option(False, "--force", help="replace the output folder even if tinydeploy did not make it "
+                                                   "(it has no .tinydeploy file)")
+FOLDER_OUTPUTS = ("convert", "build", "flash", "run", "compare")     # commands whose -o is a folder
+
+
+def _check_outputs(name: str, kwargs: dict) -> None:
+    """Refuse an output path that cannot be written before any long work (see core.resources)."""
+    from tinydeploy.core import resources
+    resources.check_output_file(kwargs.get("json_out"))
+    output = kwargs.get("output")
+    if output is not None:
+        (resources.check_output_dir if name in FOLDER_OUTPUTS else resources.check_output_file)(output)
+
+
+def _run_command(fn, kwargs: dict) -> None:
+    """``fn`` with --force in effect, and with its tables on stderr when --json - takes stdout."""
+    global console
+    from tinydeploy.core import resources
+    name = fn.__name__.rstrip("_")
+    with resources.replacing_allowed(bool(kwargs.get("force"))):
+        _check_outputs(name, kwargs)
+        before = console
+        if resources.is_stdout(kwargs.get("json_out")):
+            console = err
+        try:
+            fn(**kwargs)
+        finally:
+            console = before
+
 
 def command(fn):
     """Register ``fn`` as a command; user errors become one line on stderr and a non-zero exit."""
     @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
+    def wrapper(**kwargs):
         started = time.monotonic()
         try:
-            fn(*args, **kwargs)
+            _run_command(fn, kwargs)
         except TinyDeployError as exc:
             err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code)
@@ -76,27 +118,37 @@ def quantize(model: Path = typer.Argument(..., help="trained .keras model"),
 
 @command
 def convert(model: Path = typer.Argument(..., help="int8 .tflite model"),
-            output: Path = typer.Option(..., "-o", "--output", help="directory for the C library")):
-    """Turn a .tflite into a self-contained C library (AOT model + kernels + flatbuffer array)."""
-    from tinydeploy.compiler.codegen import compile_model, write_library
-    compiled = compile_model(model)
-    write_library(compiled, output)
+            output: Path = typer.Option(..., "-o", "--output", help="directory for the C library"),
+            force: bool = FORCE_OPTION,
+            runtime: str = RUNTIME_OPTION, tflm: Optional[Path] = TFLM_OPTION):
+    """Turn a .tflite into a C library: the AOT model + kernels, or (--runtime tflm) the same C API on
+    TensorFlow Lite Micro (the model array, its op resolver and arena; build TFLM beside it)."""
+    from tinydeploy.runtimes import load_model
+    compiled = load_model(model, runtime, tflm, say)
+    compiled.write_library(output)
+    if compiled.runtime == "tflm":
+        console.print(f"wrote {output}/{compiled.name}.h, {compiled.name}.cc and {compiled.name}_tflite.c for TensorFlow "
+                      f"Lite Micro in {compiled.tree}: {compiled.weight_bytes:,} bytes of flatbuffer, tensor arena "
+                      f"{compiled.arena_bytes:,} bytes; compile with the defines and include paths in its model.json")
+        return
     console.print(f"wrote {output}/{compiled.name}.h, {compiled.name}.c, {compiled.name}_tflite.c and kernels: "
-                  f"{compiled.weight_bytes:,} bytes of weights, arena {compiled.plan.arena_size:,} bytes (input and output included)")
+                  f"{compiled.weight_bytes:,} bytes of weights, arena {compiled.arena_bytes:,} bytes (input and output included)")
 
 
 @command
 def build(model: Path = typer.Argument(..., help="int8 .tflite model"),
           board: str = typer.Option(DEFAULT_BOARD, help="board name or alias (see `tinydeploy boards`)"),
           output: Optional[Path] = typer.Option(None, "-o", "--output", help="project directory [build/<model>-<board>]"),
-          vectors: int = typer.Option(50, min=1, help="test vectors baked into the firmware")):
+          force: bool = FORCE_OPTION,
+          vectors: int = typer.Option(50, min=1, help="test vectors baked into the firmware"),
+          runtime: str = RUNTIME_OPTION, tflm: Optional[Path] = TFLM_OPTION):
     """Render the firmware project for a board and build it with PlatformIO.
 
     Emulated boards build offline; real boards (esp32, nucleo_f446re, ...) build with your own
     PlatformIO platforms. Exit code 3: the project is rendered but this machine cannot build it."""
     from tinydeploy.pipeline import build_firmware
     from tinydeploy.analysis.report import size_table
-    fw = build_firmware(model, board, output, vectors)
+    fw = build_firmware(model, board, output, vectors, runtime=runtime, tflm_dir=tflm, say=say)
     console.print(size_table(fw))
     console.print(f"firmware: {fw.elf}")
 
@@ -105,6 +157,7 @@ def build(model: Path = typer.Argument(..., help="int8 .tflite model"),
 def flash(model: Path = typer.Argument(..., help="int8 .tflite model"),
           board: str = typer.Option(..., help="a real board (see `tinydeploy boards`)"),
           output: Optional[Path] = typer.Option(None, "-o", "--output", help="project directory [build/<model>-<board>]"),
+          force: bool = FORCE_OPTION,
           vectors: int = typer.Option(50, min=1, help="test vectors baked into the firmware"),
           port: Optional[str] = typer.Option(None, help="upload port [PlatformIO finds it]")):
     """Build for a real board and upload it (PlatformIO `run -t upload`); then `run --port` checks it."""
@@ -119,11 +172,13 @@ def run(model: Path = typer.Argument(..., help="int8 .tflite model"),
         board: str = typer.Option(DEFAULT_BOARD, help="board name or alias (see `tinydeploy boards`)"),
         vectors: int = typer.Option(50, min=1, help="how many test vectors to run"),
         output: Optional[Path] = typer.Option(None, "-o", "--output", help="project directory [build/<model>-<board>]"),
+        force: bool = FORCE_OPTION,
         port: Optional[str] = typer.Option(None, help="serial port of a real, flashed board, instead of the emulator"),
         baud: int = typer.Option(115200, help="serial baud rate"),
         timeout: float = typer.Option(120.0, help="seconds before a silent firmware is declared hung"),
         emulator: str = typer.Option("qemu", help="qemu, or renode (when installed)"),
-        json_out: Optional[Path] = typer.Option(None, "--json", help="also write the figures as a Measurement JSON file")):
+        json_out: Optional[Path] = typer.Option(None, "--json", help="also write the figures as a Measurement JSON file"),
+        runtime: str = RUNTIME_OPTION, tflm: Optional[Path] = TFLM_OPTION):
     """Build, run in the emulator (or on a board) and check every output byte against TFLite Micro.
 
     A real board without --port runs on its emulated proxy (same core); the time is then
@@ -134,7 +189,8 @@ def run(model: Path = typer.Argument(..., help="int8 .tflite model"),
     from tinydeploy.analysis.measurement import measure
     if emulator not in ("qemu", "renode"):
         raise TinyDeployError(f"unknown emulator '{emulator}'; use qemu or renode")
-    fw = firmware_for_run(model, board, output, vectors, port)      # with --port: the board itself, flashed earlier
+    fw = firmware_for_run(model, board, output, vectors, port,      # with --port: the board itself, flashed earlier
+                          runtime=runtime, tflm_dir=tflm, say=say)
     result = run_firmware(fw, port=port, baudrate=baud, timeout=timeout, emulator=emulator)
     measured = measure(fw, result)
     console.print(run_table(fw, measured))
@@ -152,16 +208,25 @@ def bench(models: list[Path] = typer.Argument(..., help="int8 .tflite models"),
           per_layer: bool = typer.Option(False, "--per-layer", help="also time every operator (a second build)"),
           json_out: Optional[Path] = typer.Option(None, "--json", help="write the Measurements as a bench JSON file"),
           baseline: Optional[Path] = typer.Option(None, "--baseline",
-                                                  help="earlier --json output: exit 1 if anything got >2% worse")):
-    """Instructions per inference, memory and flash per model and board, next to TFLite Micro's figures."""
+                                                  help="earlier --json output: exit 1 if anything got >2% worse"),
+          runtime: list[str] = typer.Option(["aot"], "--runtime", help="aot, tflm or auto; repeat the option to "
+                                                                       "measure several side by side"),
+          vs: Optional[str] = typer.Option(None, "--vs", help="tflm: also build and measure TensorFlow Lite Micro "
+                                                              "from the same model (same as --runtime aot --runtime tflm)"),
+          tflm: Optional[Path] = TFLM_OPTION):
+    """Instructions per inference, memory and flash per model, board and runtime; with --vs tflm, tinydeploy's
+    AOT code and TensorFlow Lite Micro built from the same model, side by side."""
     from tinydeploy.analysis import bench as bench_mod
     from tinydeploy.core.resources import atomic_write
     from tinydeploy.analysis.report import bench_tables
     bench_mod.check_models(models)
     old = bench_mod.load_baseline(baseline) if baseline else None
-    pairs = [(m, b) for m in models for b in board]
-    results = [bench_mod.bench_one(m, b, per_layer) for m, b in pairs]
-    for table in bench_tables(results, [bench_mod.tflm_figures(r) for r in results]):
+    if vs not in (None, "tflm"):
+        raise TinyDeployError(f"--vs {vs}: tinydeploy compares against tflm only")
+    runtimes = list(dict.fromkeys(["aot", "tflm"] if vs else runtime))
+    runs = [(m, b, r) for m in models for b in board for r in runtimes]
+    results = [bench_mod.bench_one(m, b, per_layer, r, tflm, say) for m, b, r in runs]
+    for table in bench_tables(results, bench_mod.side_by_side(results)):
         console.print(table)
     if json_out:
         atomic_write(json_out, json.dumps(bench_mod.as_json(results), indent=2) + "\n")
@@ -181,6 +246,7 @@ def compare(dataset: str = typer.Option("iot-sensors", help="built-in dataset (i
             board: list[str] = typer.Option([DEFAULT_BOARD], "--board", help="board(s), repeat the option; a real "
                                                                              "board runs on its emulated proxy"),
             output: Path = typer.Option(..., "-o", "--output", help="directory for the report (replaced as a whole)"),
+            force: bool = FORCE_OPTION,
             config: Optional[Path] = typer.Option(None, "--config", help="variants YAML (techniques and parameters) "
                                                                          "[every technique, its defaults]"),
             quick: bool = typer.Option(False, "--quick", help="fewer epochs and the first 500 test vectors"),
@@ -195,7 +261,8 @@ def compare(dataset: str = typer.Option("iot-sensors", help="built-in dataset (i
             vectors: Optional[int] = typer.Option(None, min=1, help="test vectors per run [the whole test split; "
                                                                     "500 with --quick]"),
             cache: Optional[Path] = typer.Option(None, "--cache", help="cache of trained models and firmware results "
-                                                                       "[~/.cache/tinydeploy/compare]")):
+                                                                       "[~/.cache/tinydeploy/compare]"),
+            runtime: str = RUNTIME_OPTION, tflm: Optional[Path] = TFLM_OPTION):
     """Baseline vs compressed variants on each board: firmware accuracy, size, instructions, estimated
     time and energy, verified bit-exact; figures, an HTML report and a recommendation per board.
 
@@ -205,7 +272,7 @@ def compare(dataset: str = typer.Option("iot-sensors", help="built-in dataset (i
     from tinydeploy.analysis.compare import compare as run_compare, tables
     result = run_compare(dataset, board, output, label=label, config=config, quick=quick, weights=weights, jobs=jobs,
                          arch=arch, epochs=epochs, variant_epochs=variant_epochs, vectors=vectors, cache=cache,
-                         console=err)
+                         console=err, runtime=runtime, tflm_dir=tflm)
     for item in tables(result):
         console.print(item)
     console.print(f"wrote {result.out}/: report.html, compare.json, compare.csv, table.txt, compare.png, pareto.png")
@@ -240,6 +307,8 @@ def inspect(model: Path = typer.Argument(..., help=".tflite model")):
         console.print(f"planned arena: [bold]{r.arena_bytes:,}[/] bytes (all activations, input and output included)")
     else:
         console.print(f"[yellow]cannot plan this model yet:[/] {r.unsupported}")
+    if r.reference_error:
+        console.print(f"[yellow]TFLite Micro reference interpreter:[/] {r.reference_error}", highlight=False)
     if r.reference_arena:
         head = r.reference_arena.get("head", 0)
         console.print(f"TFLite Micro reference interpreter: tensor arena {head:,} bytes, "

@@ -8,12 +8,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from tinydeploy.compiler.codegen import CompiledModel, compile_model
-from tinydeploy.core.errors import TinyDeployError
+from tinydeploy.compiler.codegen import CompiledModel
+from tinydeploy.core.errors import BadInput, TinyDeployError
 from tinydeploy.platforms import boards
 from tinydeploy.platforms.base import SizeReport
 from tinydeploy.platforms.boards import Board
 from tinydeploy.platforms.registry import platform_for
+from tinydeploy.runtimes import load_model
+from tinydeploy.runtimes.tflm import TflmModel
 from tinydeploy.verify import reference
 from tinydeploy.verify import vectors as vectors_mod
 from tinydeploy.verify.compare import RunResult, run_and_verify
@@ -21,7 +23,7 @@ from tinydeploy.verify.compare import RunResult, run_and_verify
 
 @dataclass
 class Firmware:
-    model: CompiledModel
+    model: CompiledModel | TflmModel
     board: Board                       # the board the image is built for (an emulated proxy, for `run`)
     project: Path
     elf: Path | None                   # None: rendered for a real board this machine cannot build for
@@ -42,22 +44,28 @@ class Firmware:
         return self.stands_in_for or self.board
 
 
-def default_project_dir(model_path: Path, board: str) -> Path:
-    return Path("build") / f"{Path(model_path).stem}-{board}"
+def default_project_dir(model_path: Path, board: str, runtime: str = "aot") -> Path:
+    suffix = "" if runtime == "aot" else f"-{runtime}"
+    return Path("build") / f"{Path(model_path).stem}-{board}{suffix}"
 
 
 def build_firmware(model_path: str | Path, board_name: str, out_dir: Path | None = None, vectors: int = 50,
-                   profile: bool = False, testset: bool = True, build: bool = True) -> Firmware:
+                   profile: bool = False, testset: bool = True, build: bool = True, runtime: str = "aot",
+                   tflm_dir: str | Path | None = None, say=None) -> Firmware:
     """Compile the model, render the project for the board and build it with PlatformIO.
 
     ``profile`` adds per-operator timing; ``testset=False`` ignores a saved test split
     and bakes in the xorshift32 inputs (what benchmarks use); ``build=False`` only
-    renders (a real board whose platform is missing here can still be read over serial)."""
+    renders (a real board whose platform is missing here can still be read over serial).
+    ``runtime``: aot, tflm (TFLite Micro from ``tflm_dir`` or $TINYDEPLOY_TFLM) or auto;
+    ``say`` hears which runtime auto chose and why."""
     board = boards.get(board_name)
     platform = platform_for(board)
-    model = compile_model(model_path)
+    model = load_model(model_path, runtime, tflm_dir, say)
+    if model.runtime == "tflm" and profile:
+        raise BadInput(f"{model_path}: --per-layer needs --runtime aot (TFLite Micro's firmware is not profiled per operator)")
     vecs = vectors_mod.load(Path(model_path), model.graph, vectors, testset)
-    project = Path(out_dir) if out_dir else default_project_dir(Path(model_path), board.name)
+    project = Path(out_dir) if out_dir else default_project_dir(Path(model_path), board.name, model.runtime)
     platform.render(model, vecs, project, profile)
     elf = platform.build(project) if build else None
     size = platform.size(project, elf) if elf else None
@@ -103,10 +111,10 @@ def flash_firmware(model_path: str | Path, board_name: str, out_dir: Path | None
 
 
 def firmware_for_run(model_path: str | Path, board_name: str, out_dir: Path | None = None, vectors: int = 50,
-                     port: str | None = None) -> Firmware:
+                     port: str | None = None, **options) -> Firmware:
     """What `run` runs: with ``port``, the project for the board itself (flashed earlier; rendered for its
     manifest and vectors, and built when this machine can); without, firmware for its emulator."""
     if not port:
-        return build_for_emulation(model_path, board_name, out_dir, vectors)
+        return build_for_emulation(model_path, board_name, out_dir, vectors, **options)
     board = boards.get(board_name)
-    return build_firmware(model_path, board.name, out_dir, vectors, build=platform_for(board).can_build_here())
+    return build_firmware(model_path, board.name, out_dir, vectors, build=platform_for(board).can_build_here(), **options)

@@ -58,10 +58,10 @@ def require_module(name: str) -> None:
         unavailable(f"Python package {name} is not installed")
 
 
-def tinydeploy(*args, cwd=None, timeout: float = 600) -> subprocess.CompletedProcess:
-    """The CLI as a user runs it, in a subprocess."""
+def tinydeploy(*args, cwd=None, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
+    """The CLI as a user runs it, in a subprocess (``env``: its whole environment, else this one's)."""
     return subprocess.run([sys.executable, "-m", "tinydeploy.cli", *map(str, args)], capture_output=True,
-                          text=True, cwd=cwd, timeout=timeout)
+                          text=True, cwd=cwd, timeout=timeout, env=env)
 
 
 def assert_clean_failure(proc, *needles):

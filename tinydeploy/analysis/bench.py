@@ -1,25 +1,22 @@
-"""`tinydeploy bench`: instructions, memory and flash per model and board, per layer,
-against a saved baseline and against TFLite Micro's published figures.
+"""`tinydeploy bench`: instructions, memory and flash per model, board and runtime, per
+layer, against a saved baseline, and tinydeploy's AOT code against TensorFlow Lite Micro
+built and measured now from the same model on the same core (``--vs tflm``).
 
-Every model runs in the board's emulator on one xorshift32 input (state 1), the
-input the TFLite Micro figures were measured with; outputs are still checked
-against the reference interpreter, and a mismatch fails the benchmark.
+Every model runs in the board's emulator on one xorshift32 input (state 1); outputs are
+still checked against the reference interpreter, and a mismatch fails the benchmark.
 
 ``--json FILE`` writes ``{"schema": "tinydeploy.bench", "version": 1, "input": ...,
-"measurements": [...]}``: one Measurement (analysis/measurement.py) per model and
-board, each with an extra ``"tflm"`` object, TFLite Micro's published figures on the
-same core (resources/tflm_figures.json), where they are known. ``--baseline FILE``
-reads such a file back and compares like with like (same model, board and runtime).
+"measurements": [...]}``: one Measurement (analysis/measurement.py) per model, board and
+runtime. ``--baseline FILE`` reads such a file back and compares like with like (same
+model, board and runtime).
 """
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 from tinydeploy.ir import graph as graph_mod
 from tinydeploy.core.errors import BadInput, Mismatch
-from tinydeploy.core.resources import TFLM_FIGURES
 from tinydeploy.pipeline import build_for_emulation, run_firmware
 from tinydeploy.analysis.measurement import Measurement, layers_of, measure, read_json
 
@@ -36,43 +33,38 @@ COMPARED = (
 )
 
 
-def _work_dir(model: Path, board: str, profile: bool) -> Path:
-    return Path("build") / "bench" / f"{model.stem}-{board}{'-profile' if profile else ''}"
+def _work_dir(model: Path, board: str, profile: bool, runtime: str = "aot") -> Path:
+    return Path("build") / "bench" / f"{model.stem}-{board}{'' if runtime == 'aot' else '-' + runtime}" \
+                                     f"{'-profile' if profile else ''}"
 
 
-def bench_one(model: Path, board: str, per_layer: bool = False) -> Measurement:
-    """Build and run ``model`` on ``board`` (a real board: on its emulated proxy, timed at its own clock);
-    with ``per_layer`` a second, profiling build times each operator."""
-    fw = build_for_emulation(model, board, _work_dir(model, board, False), vectors=1, testset=False)
+def bench_one(model: Path, board: str, per_layer: bool = False, runtime: str = "aot",
+              tflm_dir: Path | None = None, say=None) -> Measurement:
+    """Build and run ``model`` on ``board`` (a real board: on its emulated proxy, timed at its own clock)
+    with ``runtime``; with ``per_layer`` a second, profiling build times each operator (AOT only)."""
+    fw = build_for_emulation(model, board, _work_dir(model, board, False, runtime), vectors=1, testset=False,
+                             runtime=runtime, tflm_dir=tflm_dir, say=say)
     result = run_firmware(fw)
     if result.mismatches:
         raise Mismatch(f"{fw.model.graph.path}: {len(result.mismatches)} output values differ from the "
                        f"TFLite Micro reference on {fw.board.name}; fix that before benchmarking")
     measured = measure(fw, result)
-    if per_layer:
+    if per_layer and fw.model.runtime == "aot":
         profiled = build_for_emulation(model, board, _work_dir(model, board, True), vectors=1, profile=True,
                                        testset=False)
         measured = dataclasses.replace(measured, layers=layers_of(profiled, run_firmware(profiled)) or [])
     return measured
 
 
-def tflm_figures(m: Measurement) -> dict | None:
-    """TFLite Micro's figures for this model file on this board, when published (issue 4's table)."""
-    table = json.loads(TFLM_FIGURES.read_text())
-    if m.board != table["board"] or m.source is None:
-        return None
-    return table["models"].get(Path(m.source).stem)
+def side_by_side(measurements: list[Measurement]) -> list[tuple[Measurement, Measurement]]:
+    """(aot, tflm) pairs of the same model on the same board, in the order they were measured."""
+    tflm = {(m.source, m.board): m for m in measurements if m.runtime == "tflm"}
+    return [(m, tflm[m.source, m.board]) for m in measurements
+            if m.runtime == "aot" and (m.source, m.board) in tflm]
 
 
 def as_json(measurements: list[Measurement]) -> dict:
-    entries = []
-    for m in measurements:
-        entry = m.to_json()
-        published = tflm_figures(m)
-        if published:
-            entry["tflm"] = published
-        entries.append(entry)
-    return {"schema": SCHEMA, "version": VERSION, "input": INPUT, "measurements": entries}
+    return {"schema": SCHEMA, "version": VERSION, "input": INPUT, "measurements": [m.to_json() for m in measurements]}
 
 
 def load_bench(path: Path) -> list[Measurement]:
@@ -88,8 +80,7 @@ def load_bench(path: Path) -> list[Measurement]:
     entries = data.get("measurements")
     if not isinstance(entries, list):
         raise BadInput(f"{path}: no 'measurements' list; {again}")
-    return [Measurement.from_json({k: v for k, v in e.items() if k != "tflm"} if isinstance(e, dict) else e,
-                                  f"{path}: measurements[{i}]", again) for i, e in enumerate(entries)]
+    return [Measurement.from_json(e, f"{path}: measurements[{i}]", again) for i, e in enumerate(entries)]
 
 
 def load_baseline(path: Path) -> list[Measurement]:

@@ -576,9 +576,9 @@ def _trim(project: Path) -> None:
 
 
 def _firmware_job(variant: Variant, board_name: str, vectors: int | None, cache: Cache, build_hash: str,
-                  version: str) -> _Built:
+                  version: str, runtime: str = "aot", tflm_dir: Path | None = None) -> _Built:
     """Compile, build for the board (or its emulated proxy), run in QEMU, verify; through the cache."""
-    from tinydeploy.compiler.codegen import compile_model
+    from tinydeploy.runtimes import load_model
     from tinydeploy.platforms import boards as boards_mod
     from tinydeploy.platforms.registry import platform_for
     from tinydeploy.platforms.render import fit_check
@@ -586,7 +586,7 @@ def _firmware_job(variant: Variant, board_name: str, vectors: int | None, cache:
     board = boards_mod.get(board_name)
     target = platform_for(board).emulation_target()
     try:
-        model = compile_model(variant.tflite)
+        model = load_model(variant.tflite, runtime, tflm_dir)
     except MissingTool:
         raise
     except Exception as exc:            # an operator or type the compiler does not support (yet): int4, ...
@@ -599,7 +599,8 @@ def _firmware_job(variant: Variant, board_name: str, vectors: int | None, cache:
     budget = target.flash.size - model.weight_bytes - CODE_RESERVE
     count = max(1, min(wanted, budget // row_bytes if budget > 0 else 1))
     key = key_of("firmware", file_hash(variant.tflite), variant.tflite.name, file_hash(testset), count,
-                 _board_facts(board), _board_facts(target), build_hash, version)
+                 _board_facts(board), _board_facts(target), build_hash, version, model.runtime,
+                 str(getattr(model, "tree", "")))
     entry = cache.get("firmware", key)
     cached = entry is not None
     if entry is None:
@@ -614,7 +615,8 @@ def _firmware_job(variant: Variant, board_name: str, vectors: int | None, cache:
         try:
             with cache.make("firmware", key) as tmp:
                 try:
-                    fw = build_for_emulation(variant.tflite, board.name, tmp / "project", vectors=count)
+                    fw = build_for_emulation(variant.tflite, board.name, tmp / "project", vectors=count,
+                                             runtime=runtime, tflm_dir=tflm_dir)
                     result = run_firmware(fw)
                 except Exception as exc:
                     raise _keep_log(exc, tmp / "project", cache.root / "logs" / f"{variant.name}-{board.name}-{key}.log")
@@ -710,7 +712,8 @@ def compare(dataset: str = "iot-sensors", boards: Sequence[str] = ("mps2-an386",
             label: str | None = None, config: Path | str | CompareConfig | None = None, quick: bool = False,
             weights: CostWeights | str | None = None, jobs: int | None = None, arch: str | None = None,
             epochs: int | None = None, variant_epochs: int | None = None, vectors: int | None = None,
-            seed: int | None = None, cache: Path | str | None = None, console=None) -> CompareResult:
+            seed: int | None = None, cache: Path | str | None = None, console=None, runtime: str = "aot",
+            tflm_dir: Path | str | None = None) -> CompareResult:
     """Train the baseline and its variants on ``dataset``, quantize each, build each for each of
     ``boards``, run each in the emulator, verify every output against TFLite Micro, and write the
     report into ``out`` (see the module's docstring).
@@ -722,13 +725,17 @@ def compare(dataset: str = "iot-sensors", boards: Sequence[str] = ("mps2-an386",
     once [the CPU count]; ``arch``, ``epochs`` (the baseline's), ``variant_epochs``, ``seed`` and
     ``vectors`` override the config file and ``quick``; ``cache``: where trained models and
     firmware results are kept [<tinydeploy cache>/compare]; ``console``: a rich Console for the
-    progress bars (None: quiet). Bad input is one BadInput line, raised before anything is trained."""
+    progress bars (None: quiet); ``runtime`` (aot, tflm, auto) and ``tflm_dir``: what runs the models on
+    the boards. Bad input is one BadInput line, raised before anything is trained."""
     from tinydeploy.platforms import boards as boards_mod
     started = time.monotonic()
     out = Path(out)
     _check_out(out)
     if not boards:
         raise BadInput("give at least one --board")
+    if runtime == "tflm":
+        from tinydeploy.runtimes import tflm
+        tflm_dir = tflm.find_tree(tflm_dir)          # no TFLM tree: one line now, not after training
     board_objs = [boards_mod.get(b) for b in boards]
     board_objs = list({b.name: b for b in board_objs}.values())
     board_names = [b.name for b in board_objs]
@@ -780,7 +787,7 @@ def compare(dataset: str = "iot-sensors", boards: Sequence[str] = ("mps2-an386",
         def submit(v: Variant):
             for b in board_names:
                 progress.update(t_fw, total=progress.tasks[t_fw].total + 1)
-                fut = pool.submit(_firmware_job, v, b, vectors, store, build_hash, version)
+                fut = pool.submit(_firmware_job, v, b, vectors, store, build_hash, version, runtime, tflm_dir)
                 fut.add_done_callback(lambda _f: progress.advance(t_fw))
                 futures[(v.name, b)] = fut
 

@@ -27,6 +27,7 @@ class Inspection:
     arena_bytes: int | None            # ours, None when the model can't be compiled yet
     unsupported: str | None
     reference_arena: dict | None
+    reference_error: str | None = None     # why the reference interpreter could not run the model
 
 
 def inspect(path) -> Inspection:
@@ -47,4 +48,6 @@ def inspect(path) -> Inspection:
             row["arena_offset"] = compiled.plan.offsets.get(op.outputs[0])
     except TinyDeployError as exc:
         unsupported = str(exc)
-    return Inspection(g, rows, tensors, arena, unsupported, reference.try_arena_usage(g.flatbuffer))
+    # Validated but perhaps not compilable: the reference then runs in its worker process (a crash stays there).
+    usage, reason = reference.arena_usage_or_reason(g.flatbuffer)
+    return Inspection(g, rows, tensors, arena, unsupported, usage, reason)

@@ -60,11 +60,14 @@ class Ram:
     """RAM in bytes: ``total`` used by the image (null when not built here), of which ``arena``
     (every activation, input and output included) and ``stack`` (the board's reserved stack);
     ``tflm_arena`` is the TFLite Micro reference interpreter's tensor arena for the same model
-    (null when it cannot run the model)."""
+    (null when it cannot run the model); ``arena_used`` is what the runtime on the device reported
+    it used of ``arena`` (TFLM: its arena_used_bytes(), tensors and interpreter state; AOT: all of
+    it; null when the firmware did not report it)."""
     total: int | None
     arena: int
     stack: int
     tflm_arena: int | None
+    arena_used: int | None = None
 
 
 @dataclass(frozen=True)
@@ -101,7 +104,9 @@ class Measurement:
       named here, and its time is estimated at this board's clock.
     - ``ran_on``: the board the firmware ran on: the emulated proxy when ``board`` is a real
       board run without ``--port``, otherwise ``board`` itself.
-    - ``runtime``: what ran the model: ``"aot"``, tinydeploy's ahead-of-time compiled C.
+    - ``runtime``: what ran the model: ``"aot"``, tinydeploy's ahead-of-time compiled C, or
+      ``"tflm"``, TensorFlow Lite Micro's interpreter (then ``flash.weights`` is the whole
+      flatbuffer and ``ram.arena`` the tensor arena the firmware reserves).
     - ``vectors``, ``vector_origin``: how many test vectors ran, and where they came from.
     - ``instructions``: per inference ``{min, median, max, note}``, exact instruction counts
       under QEMU ``-icount`` (not cycles); null when the target does not count instructions.
@@ -112,8 +117,9 @@ class Measurement:
       instruction counts.
     - ``flash``: ``{total, code, weights, vectors}``; ``total`` and ``code`` are null when the
       firmware was not built here.
-    - ``ram``: ``{total, arena, stack, tflm_arena}``; ``tflm_arena`` is the TFLite Micro
-      reference interpreter's tensor arena for the same model.
+    - ``ram``: ``{total, arena, stack, tflm_arena, arena_used}``; ``tflm_arena`` is the TFLite
+      Micro reference interpreter's tensor arena for the same model; ``arena_used`` the bytes
+      of ``arena`` the runtime on the device says it used.
     - ``macs``: multiply-accumulates per inference.
     - ``mismatches``: ``{values, vectors}``, output values that differ from the TFLite Micro
       reference, and in how many vectors (0 and 0: bit-exact).
@@ -254,7 +260,7 @@ def layers_of(fw, result) -> list[Layer] | None:
     return rows
 
 
-def measure(fw, result, runtime: str = "aot") -> Measurement:
+def measure(fw, result) -> Measurement:
     """The Measurement of one run: ``fw`` a pipeline.Firmware, ``result`` the verify.compare.RunResult it gave."""
     instructions = result.instructions
     clock = fw.clock_board.clock_hz
@@ -264,13 +270,14 @@ def measure(fw, result, runtime: str = "aot") -> Measurement:
     built = fw.size is not None
     return Measurement(
         model=fw.model.name, source=str(fw.model.graph.path),
-        board=fw.clock_board.name, ran_on=fw.board.name, runtime=runtime,
+        board=fw.clock_board.name, ran_on=fw.board.name, runtime=fw.model.runtime,
         vectors=len(result.outputs), vector_origin=fw.vector_origin,
         instructions=_counts(instructions, INSTRUCTIONS_NOTE) if instructions else None,
         cycles=_counts(result.ticks, CYCLES_NOTE) if not result.counts_instructions and result.ticks else None,
         estimated_time=estimate,
         flash=Flash(fw.size.flash if built else None, fw.code_bytes if built else None, fw.model.weight_bytes,
                     fw.vector_bytes),
-        ram=Ram(fw.size.ram if built else None, fw.model.plan.arena_size, fw.board.stack, fw.reference_arena),
+        ram=Ram(fw.size.ram if built else None, fw.model.arena_bytes, fw.board.stack, fw.reference_arena,
+                result.arena_used),
         macs=fw.model.macs, mismatches=Mismatches(len(result.mismatches), result.mismatched_vectors),
         accuracy=result.accuracy(), layers=layers_of(fw, result))

@@ -19,7 +19,7 @@ def size_table(fw: Firmware) -> Table:
     t.add_row("  code (flash)", f"{fw.code_bytes:,}", "", "")
     t.add_row("  weights (flash)", f"{fw.model.weight_bytes:,}", "", "")
     t.add_row("  test vectors (flash)", f"{fw.vector_bytes:,}", "", "")
-    t.add_row("  arena (RAM)", f"{fw.model.plan.arena_size:,}", "", "")
+    t.add_row("  arena (RAM)", f"{fw.model.arena_bytes:,}", "", "")
     if fw.reference_arena is not None:
         t.add_row("  TFLM tensor arena", f"{fw.reference_arena:,}", "", "")
     return t
@@ -65,28 +65,37 @@ def _count(value) -> str:
     return "-" if value is None else f"{value:,.0f}"
 
 
-def bench_tables(measurements: list[Measurement], published: list[dict | None]) -> list[Table]:
-    """The figures of `tinydeploy bench`: one summary, TFLM ratios where ``published`` (one entry per
-    measurement, None where TFLite Micro's figures are unknown), layers if profiled."""
+def _ratio(ours, theirs) -> str:
+    return f"{ours / theirs:.3f}" if ours is not None and theirs else "-"
+
+
+def bench_tables(measurements: list[Measurement], pairs: list[tuple[Measurement, Measurement]] = ()) -> list[Table]:
+    """The figures of `tinydeploy bench`: one summary, the AOT/TFLM ratios of each (aot, tflm) pair
+    measured side by side, layers if profiled."""
     main = Table(title="tinydeploy bench (instruction counts under QEMU -icount, not cycles)")
-    for col in ("model", "board", "instructions", "instr/MAC", "est. ms", "arena", "code", "weights"):
-        main.add_column(col, justify="left" if col in ("model", "board") else "right")
+    for col in ("model", "board", "runtime", "instructions", "instr/MAC", "est. ms", "arena", "arena used",
+                "code", "model bytes"):
+        main.add_column(col, justify="left" if col in ("model", "board", "runtime") else "right")
     for m in measurements:
         per_mac = f"{m.instructions_per_mac:.2f}" if m.instructions_per_mac else "-"
         ms = f"{m.estimated_time.ms:.2f}" if m.estimated_time else "-"
-        main.add_row(m.model, m.board, _count(m.instructions.median if m.instructions else None), per_mac, ms,
-                     f"{m.ram.arena:,}", _count(m.flash.code), f"{m.flash.weights:,}")
+        main.add_row(m.model, m.board, m.runtime, _count(m.instructions.median if m.instructions else None), per_mac,
+                     ms, f"{m.ram.arena:,}", _count(m.ram.arena_used), _count(m.flash.code), f"{m.flash.weights:,}")
     tables = [main]
-    known = [(m, t) for m, t in zip(measurements, published) if t and m.instructions and m.flash.code]
-    if known:
-        ratio = Table(title="against TFLite Micro on the same core (ours / theirs; below 1 is better)")
-        for col in ("model", "TFLM ref instr.", "CMSIS-NN instr.", "instr. vs CMSIS-NN", "arena vs TFLM",
-                    "code vs CMSIS-NN build"):
-            ratio.add_column(col, justify="left" if col == "model" else "right")
-        for m, t in known:
-            ratio.add_row(m.model, f"{t['ref_instructions']:,}", f"{t['cmsis_instructions']:,}",
-                          f"{m.instructions.median / t['cmsis_instructions']:.3f}", f"{m.ram.arena / t['arena_bytes']:.3f}",
-                          f"{m.flash.code / t['cmsis_code_bytes']:.3f}")
+    if pairs:
+        ratio = Table(title="tinydeploy AOT / TensorFlow Lite Micro with CMSIS-NN, same model and core, "
+                            "measured now (below 1: AOT is better)")
+        for col in ("model", "board", "TFLM instr.", "AOT instr.", "instr.", "TFLM arena used", "AOT arena",
+                    "arena", "TFLM code", "AOT code", "code", "flash"):
+            ratio.add_column(col, justify="left" if col in ("model", "board") else "right")
+        for aot, tflm in pairs:
+            aot_ins = aot.instructions.median if aot.instructions else None
+            tflm_ins = tflm.instructions.median if tflm.instructions else None
+            tflm_arena = tflm.ram.arena_used or tflm.ram.arena
+            ratio.add_row(aot.model, aot.board, _count(tflm_ins), _count(aot_ins), _ratio(aot_ins, tflm_ins),
+                          f"{tflm_arena:,}", f"{aot.ram.arena:,}", _ratio(aot.ram.arena, tflm_arena),
+                          _count(tflm.flash.code), _count(aot.flash.code), _ratio(aot.flash.code, tflm.flash.code),
+                          _ratio(aot.flash_without_vectors, tflm.flash_without_vectors))
         tables.append(ratio)
     for m in measurements:
         if not m.layers:

@@ -28,10 +28,15 @@ class CompiledModel:
     graph: Graph
     steps: list[Step]
     plan: MemoryPlan
+    runtime = "aot"
 
     @property
     def name(self) -> str:
         return self.graph.name
+
+    @property
+    def arena_bytes(self) -> int:
+        return self.plan.arena_size
 
     @property
     def macs(self) -> int:
@@ -43,15 +48,18 @@ class CompiledModel:
 
     def summary(self) -> dict:
         return {
-            "name": self.name, "source": str(self.graph.path),
-            "input": _io_summary(self.graph.input_tensor()), "output": _io_summary(self.graph.output_tensor()),
+            "name": self.name, "source": str(self.graph.path), "runtime": self.runtime,
+            "input": io_summary(self.graph.input_tensor()), "output": io_summary(self.graph.output_tensor()),
             "arena_bytes": self.plan.arena_size,
             "weight_bytes": self.weight_bytes, "macs": self.macs,
             "ops": [{"index": s.op_index, "op": s.op, "macs": s.macs, "weight_bytes": s.weight_bytes} for s in self.steps],
         }
 
+    def write_library(self, out_dir: Path) -> Path:
+        return write_library(self, out_dir)
 
-def _io_summary(t: Tensor) -> dict:
+
+def io_summary(t: Tensor) -> dict:
     """Shape, type and quantization of a model input or output (scale 1, zero point 0 for float)."""
     return {"shape": list(t.shape), "size": t.size, "bytes": t.nbytes, "dtype": t.dtype, "ctype": _CTYPES[t.dtype],
             "scale": float(t.scale[0]) if t.is_quantized else 1.0,
@@ -151,23 +159,31 @@ def template_env() -> jinja2.Environment:
                               lstrip_blocks=True, keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
 
 
+def header_context(model, **extra) -> dict:
+    """What model.h.j2 needs, for either runtime's model (CompiledModel or runtimes.tflm.TflmModel)."""
+    info = model.summary()
+    return dict(name=model.name, NAME=model.name.upper(), source=model.graph.path.name, runtime=model.runtime,
+                input=info["input"], output=info["output"], arena_size=model.arena_bytes, macs=model.macs, **extra)
+
+
+def flatbuffer_source(graph: Graph) -> str:
+    """``<name>_tflite.c``: the flatbuffer as a 16-byte-aligned const array."""
+    flat = np.frombuffer(graph.flatbuffer, dtype=np.uint8)
+    return template_env().get_template("tflite.c.j2").render(
+        name=graph.name, source=graph.path.name, length=flat.size, body=c_values(flat, 20))
+
+
 def render_sources(model: CompiledModel) -> dict[str, str]:
     """File name -> text of the generated model library (without kernels)."""
     env = template_env()
-    info = model.summary()
-    ctx = dict(name=model.name, NAME=model.name.upper(), source=model.graph.path.name,
-               input=info["input"], output=info["output"], arena_size=model.plan.arena_size,
-               input_offset=model.plan.offsets[model.graph.inputs[0]],
-               output_offset=model.plan.offsets[model.graph.outputs[0]],
-               op_count=len(model.steps), macs=model.macs,
-               steps=[_step_context(model, s) for s in model.steps])
-    flat = np.frombuffer(model.graph.flatbuffer, dtype=np.uint8)
+    ctx = header_context(model, input_offset=model.plan.offsets[model.graph.inputs[0]],
+                         output_offset=model.plan.offsets[model.graph.outputs[0]],
+                         op_count=len(model.steps), steps=[_step_context(model, s) for s in model.steps])
     return {
         f"{model.name}.h": env.get_template("model.h.j2").render(ctx),
         f"{model.name}.c": env.get_template("model.c.j2").render(ctx),
-        f"{model.name}_tflite.c": env.get_template("tflite.c.j2").render(
-            name=model.name, source=model.graph.path.name, length=flat.size, body=c_values(flat, 20)),
-        "model.json": json.dumps(info, indent=2) + "\n",
+        f"{model.name}_tflite.c": flatbuffer_source(model.graph),
+        "model.json": json.dumps(model.summary(), indent=2) + "\n",
     }
 
 

@@ -34,6 +34,10 @@ def lower(graph: Graph) -> list[Step]:
                 f"{where(graph, op)} is not supported (supported: {', '.join(ops.supported_ops())}); "
                 "replace the op in the model before converting")
         step = spec.lower(graph, op)
+        for t in step.inputs:                  # activations are read from the arena, which holds no constants
+            if graph.tensors[t].is_constant:
+                raise BadInput(f"{where(graph, op)}: constant input '{graph.tensors[t].name}' is not supported "
+                               "where the op reads an activation")
         step.macs = spec.macs(graph, op)
         step.aliasing = spec.aliasing
         if spec.aliasing is Aliasing.STREAMING:

@@ -55,15 +55,11 @@ def _align(n: int) -> int:
     return (n + ALIGNMENT - 1) // ALIGNMENT * ALIGNMENT
 
 
-def _can_overwrite(graph: Graph, group: dict[int, int], last_read: dict[int, int], t: int, out: int, step: int) -> bool:
-    """True when step ``step`` may write ``out`` over input ``t``: same shape and type, and no later reader."""
+def _can_overwrite(graph: Graph, group_last: dict[int, int], root: int, t: int, out: int, step: int) -> bool:
+    """True when step ``step`` may write ``out`` over input ``t`` (of group ``root``): same shape and type,
+    and no later reader."""
     a, b = graph.tensors[t], graph.tensors[out]
-    return a.shape == b.shape and a.dtype == b.dtype and _group_done(group, last_read, group[t], step)
-
-
-def _group_done(group: dict[int, int], last_read: dict[int, int], root: int, step: int) -> bool:
-    """Nobody reads any tensor of group ``root`` after ``step``."""
-    return all(last_read.get(m, -1) <= step for m, r in group.items() if r == root)
+    return a.shape == b.shape and a.dtype == b.dtype and group_last[root] <= step
 
 
 def plan(graph: Graph, steps: list[Step]) -> MemoryPlan:
@@ -74,17 +70,22 @@ def plan(graph: Graph, steps: list[Step]) -> MemoryPlan:
         for t in step.inputs:
             last_read[t] = max(last_read.get(t, i), i)
     group: dict[int, int] = {}                   # tensor -> representative tensor (same bytes)
+    group_last: dict[int, int] = {}              # representative -> last step reading any of its tensors
     for i, step in enumerate(steps):
         for t in step.inputs + step.outputs:
-            group.setdefault(t, t)
+            if t not in group:
+                group[t] = t
+                group_last[t] = last_read.get(t, -1)
         out = step.outputs[0]
+        target = None
         if step.aliasing is Aliasing.SHARES_INPUT:
-            group[out] = group[step.inputs[0]]
+            target = group[step.inputs[0]]
         elif step.aliasing is Aliasing.IN_PLACE:
-            for t in step.inputs:
-                if _can_overwrite(graph, group, last_read, t, out, i):
-                    group[out] = group[t]
-                    break
+            target = next((group[t] for t in step.inputs
+                           if _can_overwrite(graph, group_last, group[t], t, out, i)), None)
+        if target is not None and group[out] == out and target != out:
+            group[out] = target
+            group_last[target] = max(group_last[target], group_last.pop(out))
 
     spans: dict[int, list[int]] = {}
     sizes: dict[int, int] = {}
@@ -104,7 +105,7 @@ def plan(graph: Graph, steps: list[Step]) -> MemoryPlan:
     for i, step in enumerate(steps):
         if step.aliasing is Aliasing.STREAMING and step.inputs:
             src, dst = group[step.inputs[0]], group[step.outputs[0]]
-            if src != dst and _group_done(group, last_read, src, i):
+            if src != dst and group_last[src] <= i:
                 overlaps[(src, dst)] = _align(step.stream_distance)
 
     members: dict[int, list[int]] = {}

@@ -38,3 +38,15 @@ class CannotBuildHere(TinyDeployError):
 class Interrupted(TinyDeployError):
     """The user stopped the command (Ctrl-C; exit 130)."""
     exit_code = 130
+
+
+class OutputError(BadInput):
+    """An output path tinydeploy may not or cannot write: a user's folder, a file as parent,
+    a read-only or full file system (exit 2)."""
+    exit_code = 2
+
+
+class ProtocolError(TinyDeployError):
+    """The firmware's report cannot be trusted: the board reset, dropped, repeated or garbled lines
+    (exit 1: the outputs were not verified)."""
+    exit_code = 1

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from tinydeploy.core.errors import BadInput
-from tinydeploy.ir import schema
+from tinydeploy.ir import schema, validate
 from tinydeploy.ir.schema import TensorType
 
 _DTYPES = {
@@ -105,16 +105,25 @@ def load(path: str | Path) -> Graph:
         raw = path.read_bytes()
     except OSError as exc:
         raise BadInput(f"{path}: cannot read it ({exc.strerror}); check its permissions")
+    return parse(raw, path)
+
+
+def parse(raw: bytes, path: str | Path = "<model>") -> Graph:
+    """A Graph from the bytes of a .tflite, validated (`ir.validate`), or BadInput saying what is wrong."""
+    path = Path(path)
     if len(raw) < 8 or raw[4:8] != b"TFL3":
         raise BadInput(
             f"{path}: not a TFLite flatbuffer (no 'TFL3' identifier); "
             "export the model with TFLiteConverter or `tinydeploy quantize`")
     try:
-        model = schema.generated().ModelT.InitFromPackedBuf(raw, 0)
+        layout = validate.check_layout(raw)
+        model = None if layout else schema.generated().ModelT.InitFromPackedBuf(raw, 0)
     except Exception as exc:  # a corrupt buffer can fail anywhere inside the generated reader
-        raise BadInput(f"{path}: the TFLite flatbuffer is corrupt ({type(exc).__name__}); re-export the model")
-    if not model.subgraphs:
-        raise BadInput(f"{path}: the model has no subgraph; re-export the model")
+        raise BadInput(f"{path}: the TFLite flatbuffer is corrupt ({type(exc).__name__} while reading it); "
+                       "re-export the model")
+    if layout:
+        raise BadInput(f"{path}: the TFLite flatbuffer is corrupt ({layout}); re-export the model")
+    validate.validate(model, raw, path)
     return _to_graph(model, raw, path)
 
 
@@ -152,9 +161,7 @@ def _to_graph(model, raw: bytes, path: Path) -> Graph:
     names = schema.builtin_op_names()
     sg = model.subgraphs[0]
     tensors = []
-    for i, t in enumerate(sg.tensors):
-        if t.type not in _DTYPES:
-            raise BadInput(f"{path}: tensor {i} has TFLite type {t.type}, which tinydeploy does not handle")
+    for i, t in enumerate(sg.tensors or []):
         dtype, np_type = _DTYPES[t.type]
         q = t.quantization
         scale = np.asarray(q.scale if q is not None and q.scale is not None else [], dtype=np.float32)
@@ -164,7 +171,7 @@ def _to_graph(model, raw: bytes, path: Path) -> Graph:
         data = None
         if blob is not None:
             data = _decode(path, i, blob, dtype, np_type, shape)
-        tensors.append(Tensor(i, (t.name or b"").decode(errors="replace"), shape, dtype, scale, zp,
+        tensors.append(Tensor(i, validate.printable(t.name, limit=None), shape, dtype, scale, zp,
                               int(q.quantizedDimension) if q is not None else 0, data))
     operators = []
     for i, op in enumerate(sg.operators or []):
@@ -174,6 +181,11 @@ def _to_graph(model, raw: bytes, path: Path) -> Graph:
         if name == "CUSTOM":
             name = "CUSTOM:" + (code.customCode or b"?").decode(errors="replace")
         options = dict(vars(op.builtinOptions)) if op.builtinOptions is not None else {}
-        operators.append(Operator(i, name, [int(x) for x in op.inputs], [int(x) for x in op.outputs], options))
+        operators.append(Operator(i, name, _ints(op.inputs), _ints(op.outputs), options))
     return Graph(c_identifier(path.stem), path, tensors, operators,
-                 [int(x) for x in sg.inputs], [int(x) for x in sg.outputs], raw)
+                 _ints(sg.inputs), _ints(sg.outputs), raw)
+
+
+def _ints(values) -> list[int]:
+    """A flatbuffer index vector (None when absent) as a list."""
+    return [] if values is None else [int(x) for x in values]

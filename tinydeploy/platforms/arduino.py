@@ -11,6 +11,7 @@ from tinydeploy.core.resources import FIRMWARE
 from tinydeploy.platforms import boards, platformio, render
 from tinydeploy.platforms.base import Platform, SizeReport
 from tinydeploy.platforms.boards import Board
+from tinydeploy.runtimes import tflm
 
 
 class ArduinoPlatform(Platform):
@@ -29,6 +30,9 @@ class ArduinoPlatform(Platform):
 
     def render(self, model, vectors, out_dir: Path, profile: bool = False) -> Path:
         def board_files(env, ctx: dict, project: Path) -> list[Path]:
+            on_tflm = model.runtime == "tflm"
+            ctx = dict(ctx, lib_deps=list(tflm.LIBRARIES) if on_tflm else [],
+                       build_flags=tflm.build_flags(model.tree) if on_tflm else [])
             (project / "platformio.ini").write_text(env.get_template("arduino/platformio.ini.j2").render(ctx))
             (project / "src" / "main.cpp").write_text(env.get_template("arduino/main.cpp.j2").render(ctx))
             return [FIRMWARE / "bsp" / "td_board.h"]         # the glue in main.cpp implements it

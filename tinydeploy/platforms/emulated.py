@@ -12,6 +12,7 @@ from tinydeploy.platforms import platformio, render
 from tinydeploy.platforms.arch import Arch, arch_for
 from tinydeploy.platforms.base import Platform, SizeReport
 from tinydeploy.platforms.boards import EXIT_DRIVERS, UART_DRIVERS, Board
+from tinydeploy.runtimes import tflm
 from tinydeploy.platforms.targets import QemuTarget, RenodeTarget, Target
 
 PLATFORM_DIR = FIRMWARE / "platform"          # the offline PlatformIO development platform
@@ -60,8 +61,13 @@ class EmulatedPlatform(Platform):
     def render(self, model, vectors, out_dir: Path, profile: bool = False) -> Path:
         def board_files(env, ctx: dict, project: Path) -> list[Path]:
             board = self.board
-            ctx = dict(ctx, platform=f"symlink://{PLATFORM_DIR}", pio_board=f"td-{board.name}",
-                       build_flags=self.defines + (["-DTD_PROFILE"] if profile else []),
+            flags = self.defines + (["-DTD_PROFILE"] if profile else [])
+            if model.runtime == "tflm":
+                flags += tflm.archive_flags(model.tree)
+                tflm.build_archive(model, self.arch.toolchain_prefix, self.cpu_flags, project)
+            ctx = dict(ctx, platform=f"symlink://{PLATFORM_DIR}", pio_board=f"td-{board.name}", build_flags=flags,
+                       build_cache_dir=platformio.build_cache_dir(),
+                       lib_deps=[],
                        toolchain=self.arch.toolchain_prefix, cpu_flags=self.cpu_flags, link_flags=self.link_flags)
             (project / "boards").mkdir()
             (project / "platformio.ini").write_text(env.get_template("platformio.ini.j2").render(ctx))

@@ -14,8 +14,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tinydeploy.core.errors import MissingTool, TinyDeployError
-from tinydeploy.core.resources import atomic_write, cache_dir
+from tinydeploy.core.errors import Interrupted, MissingTool, TinyDeployError
+from tinydeploy.core.process import run_captured
+from tinydeploy.core.resources import atomic_write, cache_dir, installation_key
 from tinydeploy.platforms.base import SizeReport
 
 __all__ = ["SizeReport", "platformio_core", "platformio_env", "user_platformio_core", "user_platformio_env",
@@ -30,7 +31,8 @@ def platformio_core() -> Path:
     PlatformIO insists on its `tool-scons` package; we provide it as a local
     package that runs the SCons installed from PyPI beside PlatformIO.
     """
-    core = Path(os.environ.get("TINYDEPLOY_PIO_CORE", cache_dir() / "platformio"))
+    # one core per installation: the core registers the offline platform by name, linked to one checkout
+    core = Path(os.environ.get("TINYDEPLOY_PIO_CORE", cache_dir() / f"platformio-{installation_key()}"))
     scons = core / "packages" / "tool-scons"
     if not (scons / ".piopm").exists():
         scons.mkdir(parents=True, exist_ok=True)
@@ -42,6 +44,13 @@ def platformio_core() -> Path:
             {"type": "tool", "name": "tool-scons", "version": SCONS_PACKAGE_VERSION,
              "spec": {"owner": "platformio", "id": None, "name": "tool-scons", "requirements": None, "uri": None}}))
     return core
+
+
+def build_cache_dir() -> Path:
+    """PlatformIO's object cache (keyed by compiler command line and source): TFLM and the kernels
+    compile once per board and flags, whichever project asks first ($TINYDEPLOY_BUILD_CACHE, else
+    under the user cache)."""
+    return Path(os.environ.get("TINYDEPLOY_BUILD_CACHE") or cache_dir() / "pio-build-cache")
 
 
 def platformio_env() -> dict[str, str]:
@@ -76,11 +85,15 @@ def platform_installed(platform: str) -> bool:
 
 def run_build(project: Path, env: dict[str, str], board_name: str, timeout: float = 600) -> Path:
     """Run `pio run` in ``project`` with ``env``; returns the ELF path or raises with the compiler's complaint."""
+    elf = project / ".pio" / "build" / board_name / "firmware.elf"
     try:
-        proc = subprocess.run([*_pio_command(), "run", "-d", str(project)], env=env,
-                              capture_output=True, text=True, timeout=timeout)
+        proc = run_captured([*_pio_command(), "run", "-d", str(project)], env=env, timeout=timeout)
     except subprocess.TimeoutExpired:
+        elf.unlink(missing_ok=True)            # possibly half-linked
         raise TinyDeployError(f"{project}: PlatformIO did not finish within {timeout:.0f} s; run `pio run -d {project}` to see why")
+    except KeyboardInterrupt:
+        elf.unlink(missing_ok=True)
+        raise Interrupted(f"interrupted while building {project}; the build stopped (rerun to finish it)") from None
     log = proc.stdout + proc.stderr
     atomic_write(project / "build.log", log)
     if proc.returncode != 0:
@@ -91,7 +104,7 @@ def run_build(project: Path, env: dict[str, str], board_name: str, timeout: floa
         errors = [line for line in log.splitlines() if "error" in line.lower()]
         detail = errors[0].strip() if errors else log.strip().splitlines()[-1] if log.strip() else "no output"
         raise TinyDeployError(f"{project}: PlatformIO build failed: {detail} (full log: {project / 'build.log'})")
-    return project / ".pio" / "build" / board_name / "firmware.elf"
+    return elf
 
 
 def upload_project(project: Path, port: str | None = None, timeout: float = 600) -> None:

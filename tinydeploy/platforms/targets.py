@@ -5,6 +5,7 @@ side of the protocol is the same for QEMU and for hardware.
 """
 from __future__ import annotations
 
+import atexit
 import selectors
 import shutil
 import subprocess
@@ -14,7 +15,18 @@ from typing import Iterator
 
 from tinydeploy.platforms.boards import Board
 from tinydeploy.core.errors import BadInput, MissingTool, TinyDeployError
+from tinydeploy.core.process import kill_group
 from tinydeploy.core.resources import RENODE
+
+
+# Emulators started and not yet stopped: killed when the process exits (an interrupt between start and `with`).
+_running: set[subprocess.Popen] = set()
+
+
+@atexit.register
+def _stop_running() -> None:
+    for proc in list(_running):
+        kill_group(proc)
 
 
 class Target:
@@ -53,7 +65,10 @@ class QemuTarget(Target):
         self.command = [binary, "-M", qemu.machine, "-nographic", "-monitor", "none", "-serial", "stdio",
                         "-semihosting-config", "enable=on,target=native",
                         "-icount", f"shift={qemu.icount_shift},align=off,sleep=off", *qemu.args, "-kernel", str(elf)]
-        self.proc = subprocess.Popen(self.command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        # its own process group: Ctrl-C reaches tinydeploy only, which then stops QEMU (stop(), or at exit)
+        self.proc = subprocess.Popen(self.command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                     stdin=subprocess.DEVNULL, start_new_session=True)
+        _running.add(self.proc)
 
     def lines(self, timeout: float) -> Iterator[str]:
         deadline = time.monotonic() + timeout
@@ -84,11 +99,8 @@ class QemuTarget(Target):
             raise TinyDeployError(f"the firmware reported its results but did not exit within {timeout:.0f} s")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        for stream in (self.proc.stdout, self.proc.stderr):
-            stream.close()
+        kill_group(self.proc)
+        _running.discard(self.proc)
 
 
 class SerialTarget(Target):
@@ -109,16 +121,19 @@ class SerialTarget(Target):
         import serial
         deadline = time.monotonic() + timeout
         pending = b""
+        closed = False
         while time.monotonic() < deadline:
             try:
                 # never ask for more than is waiting: pyserial drops a partial read when the link closes
                 chunk = self.serial.read(max(1, self.serial.in_waiting))
             except serial.SerialException:      # the other end went away (board reset, emulator exited)
-                chunk, deadline = b"\n", 0
+                chunk, closed = b"\n", True
             pending += chunk
             *complete, pending = pending.split(b"\n")
             for line in complete:
                 yield line.decode(errors="replace").rstrip("\r")
+            if closed:
+                return                          # the reader says what was missing
         raise TimeoutError
 
     def stop(self) -> None:

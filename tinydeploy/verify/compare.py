@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tinydeploy.core.resources import hold_project, release_project
 from tinydeploy.verify import protocol, reference
 from tinydeploy.platforms.targets import Target
 
@@ -28,6 +29,7 @@ class RunResult:
     mismatches: list[tuple[int, int, object, object]] = field(default_factory=list)   # vector, element, ours, ref
     layer_ticks: list[list[int]] = field(default_factory=list)   # per vector, ticks per operator (profiling builds)
     protocol_version: int | None = None                           # the firmware's TD BEGIN v=
+    arena_used: int | None = None                                 # arena bytes the runtime reported using
 
     @property
     def instructions(self) -> list[int] | None:
@@ -54,7 +56,18 @@ class RunResult:
 
 
 def run_and_verify(project: Path, target: Target, timeout: float = 120.0) -> RunResult:
-    """Collect the firmware's outputs from ``target`` and compare them with the reference interpreter."""
+    """Collect the firmware's outputs from ``target`` and compare them with the reference interpreter.
+
+    Holds the project's lock while it reads (another tinydeploy waits rather than re-render the project
+    under a running emulator), and lets it go at the end: the render took it (render.render_project)."""
+    hold_project(project)
+    try:
+        return _run_and_verify(project, target, timeout)
+    finally:
+        release_project(project)
+
+
+def _run_and_verify(project: Path, target: Target, timeout: float) -> RunResult:
     manifest = json.loads((project / "tinydeploy.json").read_text())
     saved = np.load(project / "vectors.npz")
     inputs, labels = saved["x"], saved["y"]
@@ -67,7 +80,8 @@ def run_and_verify(project: Path, target: Target, timeout: float = 120.0) -> Run
     result = RunResult(manifest["model"]["name"], manifest["board"], outputs, session.ticks,
                        session.ticks_per_instruction, target.counts_instructions, target.exit_status, expected,
                        labels if len(labels) else None, manifest["model"]["output"]["zero_point"],
-                       layer_ticks=session.layer_ticks, protocol_version=session.version)
+                       layer_ticks=session.layer_ticks, protocol_version=session.version,
+                       arena_used=session.arena_used)
     differ = outputs.view(np.uint8).reshape(len(outputs), -1, dtype.itemsize) != \
         expected.view(np.uint8).reshape(len(expected), -1, dtype.itemsize)           # bit patterns, so NaN == NaN
     for v, e in zip(*np.nonzero(differ.any(axis=2))):

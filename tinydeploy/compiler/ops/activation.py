@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from tinydeploy.compiler import quant
 from tinydeploy.compiler.ops import OpSpec, register
-from tinydeploy.compiler.ops.common import INT8, int8_io, refuse, zero_point
+from tinydeploy.compiler.ops.common import INT8, int8_io, refuse, zero_point, require_same_shape
 from tinydeploy.compiler.step import Aliasing, Step
 from tinydeploy.ir.graph import Graph, Operator
 
@@ -12,6 +12,7 @@ LOGISTIC_OUTPUT_ZERO_POINT = -128     # int8 LOGISTIC outputs have scale 1/256 a
 
 def lower(graph: Graph, op: Operator) -> Step:
     x, y = int8_io(graph, op)
+    require_same_shape(graph, op, x, y)
     logistic = op.op == "LOGISTIC"
     if logistic and zero_point(y) != LOGISTIC_OUTPUT_ZERO_POINT:
         raise refuse(graph, op, f"int8 output must have zero point {LOGISTIC_OUTPUT_ZERO_POINT}, not {zero_point(y)}")

@@ -38,6 +38,12 @@ def int8_io(graph: Graph, op: Operator, input_slot: int = 0, output_slot: int = 
     return x, y
 
 
+def require_same_shape(graph: Graph, op: Operator, x: Tensor, y: Tensor) -> None:
+    """An element-wise op's output has its input's shape (the kernels write as many elements as they read)."""
+    if x.shape != y.shape:
+        raise refuse(graph, op, f"output shape {list(y.shape)} differs from the input shape {list(x.shape)}")
+
+
 def zero_point(t: Tensor) -> int:
     return int(t.zero_point[0])
 
@@ -81,6 +87,8 @@ def bias(graph: Graph, op: Operator, slot: int, channels: int) -> np.ndarray:
     b = graph.tensors[op.inputs[slot]]
     if b.dtype != "int32" or not b.is_constant:
         raise refuse(graph, op, f"bias must be a constant int32 tensor, not {b.dtype}")
+    if b.size != channels:
+        raise refuse(graph, op, f"bias has {b.size} values for {channels} output channels")
     return b.data.reshape(-1).astype(np.int64)
 
 

@@ -23,6 +23,8 @@ UINT8_SPAN = 255                 # |x - zero point| bound of an int8 input with 
 
 def macs(graph: Graph, op: Operator) -> int:
     w = graph.tensors[op.inputs[WEIGHTS]]
+    if len(w.shape) != 4:                # refused by the lowering; inspect still lists the op
+        return 0
     taps = int(np.prod(w.shape[1:3])) * (w.shape[3] if op.op == "CONV_2D" else 1)
     return graph.tensors[op.outputs[OUTPUT]].size * taps
 
@@ -44,6 +46,9 @@ def lower(graph: Graph, op: Operator) -> Step:
         group_in_c = out_c // win["in_c"]                 # the depth multiplier
         if group_in_c * win["in_c"] != out_c:
             raise refuse(graph, op, f"{out_c} output channels are not a multiple of {win['in_c']} input channels")
+        if op.options.get("depthMultiplier", group_in_c) != group_in_c:     # TFLite Micro computes with the option
+            raise refuse(graph, op, f"depth multiplier {op.options['depthMultiplier']} does not match {out_c} "
+                                    f"output channels for {win['in_c']} input channels")
     else:
         group_in_c = w.shape[3]                           # input channels each filter sees
         if win["in_c"] % group_in_c or out_c % (win["in_c"] // group_in_c):

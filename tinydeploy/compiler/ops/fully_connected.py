@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from tinydeploy.compiler.ops import OpSpec, register
-from tinydeploy.compiler.ops.common import INT8, activation, bias, constant_weights, int8_io, refuse
+from tinydeploy.compiler.ops.common import OPTIONAL, INT8, activation, bias, constant_weights, int8_io, refuse
 from tinydeploy.compiler.ops.gemm import INT8_MAGNITUDE, gemm, gemm_scratch_bytes
 from tinydeploy.compiler.quant import INT32_LIMIT
 from tinydeploy.compiler.step import Aliasing, Step
@@ -16,6 +16,7 @@ OUTPUT = 0
 WEIGHT_TYPES = ("int8", "int4")
 W4_PER_WORD = 8                  # 4-bit weights per uint32 word in td_fully_connected_w4.c
 W4_SCALE = 16                    # the kernel accumulates 16 * w * x
+BIAS_SCALE_TOLERANCE = 0.02      # |input x weight scale - bias scale| / output scale, as TFLite Micro allows
 
 
 def macs(graph: Graph, op: Operator) -> int:
@@ -31,6 +32,7 @@ def lower(graph: Graph, op: Operator) -> Step:
     if batches * in_depth != x.size or batches * out_depth != y.size:
         raise refuse(graph, op, f"input {x.shape} and weights {w.shape} do not fit together")
     w2d = w.data.reshape(out_depth, in_depth)
+    _check_bias_scale(graph, op, x, w, y)
     params, arrays = gemm(x, w, y, w2d, bias(graph, op, BIAS, out_depth), activation(graph, op, y))
     if w.dtype == "int4":
         return _lower_w4(graph, op, x, y, w, w2d, batches, params, arrays)
@@ -38,6 +40,18 @@ def lower(graph: Graph, op: Operator) -> Step:
                 scalars=dict(batches=batches, in_depth=in_depth, gemm=params), arrays=arrays,
                 operands=[x.index, y.index, "scratch"],
                 scratch_bytes=0 if batches == 1 else gemm_scratch_bytes(params))   # one row reads in place
+
+
+def _check_bias_scale(graph: Graph, op: Operator, x, w, y) -> None:
+    """TFLite Micro's check on per-tensor weights: the bias scale is (nearly) input scale * weight scale."""
+    if w.scale.size != 1 or len(op.inputs) <= BIAS or op.inputs[BIAS] == OPTIONAL:
+        return
+    b = graph.tensors[op.inputs[BIAS]]
+    product = float(np.float32(x.scale[0]) * np.float32(w.scale[0]))
+    bias_scale = float(b.scale[0]) if b.is_quantized else 0.0
+    if abs(product - bias_scale) / float(y.scale[0]) > BIAS_SCALE_TOLERANCE:
+        raise refuse(graph, op, f"bias scale {bias_scale:g} is not input scale x weight scale ({product:g}); "
+                                "the reference interpreter refuses it too")
 
 
 def w4_weight_layout(w2d: np.ndarray) -> np.ndarray:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from tinydeploy.compiler import quant
 from tinydeploy.compiler.ops import OpSpec, register
-from tinydeploy.compiler.ops.common import refuse, require_int8, zero_point
+from tinydeploy.compiler.ops.common import refuse, require_int8, zero_point, require_same_shape
 from tinydeploy.compiler.step import Aliasing, Step
 from tinydeploy.ir.graph import Graph, Operator
 
@@ -12,6 +12,7 @@ BOUNDARY = ("int8", "float32")
 
 def lower_quantize(graph: Graph, op: Operator) -> Step:
     x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    require_same_shape(graph, op, x, y)
     require_int8(graph, op, y, "output")
     base = dict(size=x.size, input_zero_point=0, output_zero_point=zero_point(y), multiplier=0, shift=0, scale=1.0)
     if x.dtype == "float32":
@@ -26,6 +27,7 @@ def lower_quantize(graph: Graph, op: Operator) -> Step:
 
 def lower_dequantize(graph: Graph, op: Operator) -> Step:
     x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    require_same_shape(graph, op, x, y)
     require_int8(graph, op, x, "input")
     if y.dtype != "float32":
         raise refuse(graph, op, f"dequantizing to {y.dtype} is not supported (int8 to float32 only)")

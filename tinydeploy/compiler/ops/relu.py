@@ -9,7 +9,7 @@ import numpy as np
 
 from tinydeploy.compiler import quant
 from tinydeploy.compiler.ops import OpSpec, register
-from tinydeploy.compiler.ops.common import INT8, int8_io, zero_point
+from tinydeploy.compiler.ops.common import INT8, int8_io, zero_point, require_same_shape
 from tinydeploy.compiler.step import Aliasing, Step
 from tinydeploy.ir.graph import Graph, Operator
 
@@ -19,6 +19,7 @@ IDENTITY = quant.quantize_multiplier(1.0)         # (2^30, 1): requantize() retu
 
 def lower(graph: Graph, op: Operator) -> Step:
     x, y = int8_io(graph, op)
+    require_same_shape(graph, op, x, y)
     if op.op == "RELU":
         multiplier, shift = quant.quantize_multiplier(float(np.float32(x.scale[0]) / np.float32(y.scale[0])))
         offset, low, high = zero_point(y), max(quant.INT8_MIN, zero_point(y)), quant.INT8_MAX

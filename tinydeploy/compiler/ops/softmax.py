@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from tinydeploy.compiler import quant
 from tinydeploy.compiler.ops import OpSpec, register
-from tinydeploy.compiler.ops.common import INT8, int8_io, refuse, zero_point
+from tinydeploy.compiler.ops.common import INT8, int8_io, refuse, zero_point, require_same_shape
 from tinydeploy.compiler.step import Aliasing, Step
 from tinydeploy.ir.graph import Graph, Operator
 
@@ -12,6 +12,7 @@ OUTPUT_SCALE, OUTPUT_ZERO_POINT = 1.0 / 256, -128      # the only int8 softmax o
 
 def lower(graph: Graph, op: Operator) -> Step:
     x, y = int8_io(graph, op)
+    require_same_shape(graph, op, x, y)
     if zero_point(y) != OUTPUT_ZERO_POINT or float(y.scale[0]) != OUTPUT_SCALE:
         raise refuse(graph, op, "int8 output must have scale 1/256 and zero point -128")
     depth = x.shape[-1]

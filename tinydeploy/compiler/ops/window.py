@@ -44,19 +44,26 @@ def geometry(graph: Graph, op: Operator, x: Tensor, y: Tensor, filter_h: int, fi
 
 def overlap_distance(win: dict[str, int]) -> int:
     """Bytes by which the output of a kernel that writes pixels in order (two at a time at most) may start
-    before its input: the smallest distance at which no output byte lands on input bytes a later pixel reads."""
-    lows = []
-    for b in range(win["batches"]):
-        oy = np.arange(win["out_h"])
-        ox = np.arange(win["out_w"])
-        first_y = _first_read(oy * win["stride_h"] - win["pad_h"], win["dilation_h"])
-        first_x = _first_read(ox * win["stride_w"] - win["pad_w"], win["dilation_w"])
-        low = ((b * win["in_h"] + first_y[:, None]) * win["in_w"] + first_x[None, :]) * win["in_c"]
-        lows.append(low.reshape(-1))
-    low = np.concatenate(lows).astype(np.int64)
+    before its input: the smallest distance at which no output byte lands on input bytes a later pixel reads.
+
+    Computed for the first batch; each later batch reads input one image further on and writes output one
+    image further on, so its distances are the first batch's plus b * (output image - input image) bytes
+    (every input byte of batch b lies below batch b + 1's), in closed form whatever the batch count."""
+    oy = np.arange(win["out_h"])
+    ox = np.arange(win["out_w"])
+    first_y = _first_read(oy * win["stride_h"] - win["pad_h"], win["dilation_h"])
+    first_x = _first_read(ox * win["stride_w"] - win["pad_w"], win["dilation_w"])
+    low = ((first_y[:, None] * win["in_w"] + first_x[None, :]) * win["in_c"]).reshape(-1).astype(np.int64)
     still_needed = np.minimum.accumulate(low[::-1])[::-1]      # lowest input byte read by this pixel or later
     written = (np.arange(low.size, dtype=np.int64) + PAIR_SLACK_PIXELS) * win["out_c"]   # through the next pixel
-    return max(0, int(np.max(written - still_needed)))
+    image = win["in_h"] * win["in_w"] * win["in_c"]
+    if low.min() < 0 or low.max() >= image:       # windows reading outside the image: all batches at once
+        low = (np.arange(win["batches"], dtype=np.int64)[:, None] * image + low[None, :]).reshape(-1)
+        still_needed = np.minimum.accumulate(low[::-1])[::-1]
+        written = (np.arange(low.size, dtype=np.int64) + PAIR_SLACK_PIXELS) * win["out_c"]
+        return max(0, int(np.max(written - still_needed)))
+    growth = low.size * win["out_c"] - image
+    return max(0, int(np.max(written - still_needed)) + (win["batches"] - 1) * max(0, growth))
 
 
 def step_overlap_distance(step: Step) -> int:

@@ -5,10 +5,31 @@
 
 #define CALIBRATION_ITERATIONS 50000u
 
-static void put_str(const char *s)
+/* The line being printed: its number in the run and the CRC of its payload so far (td_protocol.h). */
+static uint32_t line_seq;
+static uint16_t line_crc;
+
+static void put_raw(const char *s)            /* not part of any line's payload */
 {
     while (*s) {
         td_putc(*s++);
+    }
+}
+
+static void emit(char c)                      /* one payload character, into the line's CRC */
+{
+    uint32_t crc = line_crc ^ ((uint32_t)(uint8_t)c << 8);
+    for (int bit = 0; bit < 8; ++bit) {
+        crc = (crc & 0x8000u) ? (crc << 1) ^ TD_CRC_POLY : crc << 1;
+    }
+    line_crc = (uint16_t)crc;
+    td_putc(c);
+}
+
+static void put_str(const char *s)
+{
+    while (*s) {
+        emit(*s++);
     }
 }
 
@@ -21,7 +42,7 @@ static void put_u64(uint64_t v)
         v /= 10u;
     } while (v);
     while (n) {
-        td_putc(digits[--n]);
+        emit(digits[--n]);
     }
 }
 
@@ -30,9 +51,31 @@ static void put_hex(const int8_t *data, uint32_t bytes)
     static const char hex[] = "0123456789abcdef";
     for (uint32_t i = 0; i < bytes; ++i) {
         const uint8_t b = (uint8_t)data[i];
-        td_putc(hex[b >> 4]);
-        td_putc(hex[b & 15u]);
+        emit(hex[b >> 4]);
+        emit(hex[b & 15u]);
     }
+}
+
+/* "<head> <seq>": the start of a line. */
+static void line_start(const char *head)
+{
+    line_crc = TD_CRC_INIT;
+    put_str(head);
+    emit(' ');
+    put_u64(line_seq);
+}
+
+/* " *<crc>" and the line ending. */
+static void line_finish(void)
+{
+    static const char hex[] = "0123456789abcdef";
+    const uint16_t crc = line_crc;
+    put_raw(TD_CHECKSUM_MARK);
+    for (int shift = 12; shift >= 0; shift -= 4) {
+        td_putc(hex[(crc >> shift) & 15u]);
+    }
+    put_raw(TD_LINE_ENDING);
+    ++line_seq;
 }
 
 /* Ticks spent in a loop of known length: the host turns ticks into
@@ -44,11 +87,12 @@ static void calibrate(void)
     uint64_t t1 = td_ticks();
     td_spin(2u * CALIBRATION_ITERATIONS);
     uint64_t t2 = td_ticks();
-    put_str(TD_LINE_CAL " ");
+    line_start(TD_LINE_CAL);
+    emit(' ');
     put_u64((t2 - t1) - (t1 - t0));
-    td_putc(' ');
+    emit(' ');
     put_u64(2u * CALIBRATION_ITERATIONS);
-    put_str(TD_LINE_ENDING);
+    line_finish();
 }
 
 /* Profiling (builds with -DTD_PROFILE): ticks spent in each operator. */
@@ -80,22 +124,27 @@ static void put_layers(uint32_t vector)
     if (layer_count == 0) {
         return;
     }
-    put_str(TD_LINE_LAYERS " ");
+    line_start(TD_LINE_LAYERS);
+    emit(' ');
     put_u64(vector);
     for (int i = 0; i < layer_count; ++i) {
-        td_putc(' ');
+        emit(' ');
         put_u64(layer_ticks[i]);
     }
-    put_str(TD_LINE_ENDING);
+    line_finish();
 }
 
 int td_run_vectors(const char *model, td_invoke_fn invoke, const int8_t *vectors, uint32_t count,
-                   uint32_t in_size, int8_t *out, uint32_t out_size, const char *fingerprint)
+                   uint32_t in_size, int8_t *out, uint32_t out_size, const char *fingerprint,
+                   uint32_t arena_used)
 {
     /* Under QEMU -icount the tick counter advances a fraction of a tick per instruction, so how a
      * count rounds depends on how many instructions ran before it: printing this line in fewer,
      * longer strings keeps its cost, and the reported counts, stable. */
-    put_str(TD_LINE_ENDING TD_LINE_BEGIN " ");       /* a fresh line, whatever the boot code printed */
+    put_raw(TD_LINE_ENDING);                   /* a fresh line, whatever the boot code printed */
+    line_seq = 0;
+    line_start(TD_LINE_BEGIN);
+    emit(' ');
     put_str(model);
     put_str(" " TD_FIELD_VERSION TD_PROTOCOL_VERSION_TEXT " " TD_FIELD_VECTORS);
     put_u64(count);
@@ -105,7 +154,7 @@ int td_run_vectors(const char *model, td_invoke_fn invoke, const int8_t *vectors
     put_u64(out_size);
     put_str(" " TD_FIELD_ID);
     put_str(fingerprint);
-    put_str(TD_LINE_ENDING);
+    line_finish();
     calibrate();
     uint64_t t0 = td_ticks();
     const uint64_t overhead = td_ticks() - t0;      /* cost of reading the counter */
@@ -115,17 +164,21 @@ int td_run_vectors(const char *model, td_invoke_fn invoke, const int8_t *vectors
         t0 = td_ticks();
         status |= invoke(vectors + (uint64_t)i * in_size, out);
         uint64_t elapsed = td_ticks() - t0;
-        put_str(TD_LINE_OUT " ");
+        line_start(TD_LINE_OUT);
+        emit(' ');
         put_u64(i);
-        td_putc(' ');
+        emit(' ');
         put_u64(elapsed > overhead ? elapsed - overhead : 0u);
-        td_putc(' ');
+        emit(' ');
         put_hex(out, out_size);
-        put_str(TD_LINE_ENDING);
+        line_finish();
         put_layers(i);
     }
-    put_str(TD_LINE_END " ");
+    line_start(TD_LINE_END);
+    emit(' ');
     put_u64((uint64_t)status);
-    put_str(TD_LINE_ENDING);
+    put_str(" " TD_FIELD_ARENA);
+    put_u64(arena_used);
+    line_finish();
     return status;
 }

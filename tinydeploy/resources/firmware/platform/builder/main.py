@@ -20,6 +20,7 @@ env.Append(
     ASFLAGS=cpu_flags,
     CCFLAGS=cpu_flags + ["-O2", "-g", "-ffunction-sections", "-fdata-sections", "-Wall"],
     CFLAGS=["-std=c99"],
+    CXXFLAGS=["-std=c++17", "-fno-rtti", "-fno-exceptions", "-fno-threadsafe-statics"],   # TFLM runtime
     LINKFLAGS=link_flags + ["-nostartfiles", "-Wl,--gc-sections"],
     LIBS=["c", "gcc"],
     BUILDERS=dict(ElfToBin=Builder(action=env.VerboseAction(
