@@ -135,7 +135,7 @@ def test_compare_refuses_bad_input_in_one_line(tmp_path):
     assert_clean_failure(tinydeploy("compare", "--board", "nope", "-o", tmp_path / "o", cwd=tmp_path), "unknown board")
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "mine.txt").write_text("keep me")
-    assert_clean_failure(tinydeploy("compare", "-o", tmp_path / "busy", cwd=tmp_path), "other files")
+    assert_clean_failure(tinydeploy("compare", "-o", tmp_path / "busy", cwd=tmp_path), "was not made by tinydeploy")
     assert (tmp_path / "busy" / "mine.txt").exists()
 
 

@@ -56,6 +56,12 @@ def cache_dir() -> Path:
     return path
 
 
+def build_cache_dir() -> Path:
+    """Compiled objects shared by every project built with the same compiler and flags (TFLM's):
+    $TINYDEPLOY_BUILD_CACHE, else under the user cache."""
+    return Path(os.environ.get("TINYDEPLOY_BUILD_CACHE") or cache_dir() / "build-cache")
+
+
 def installation_key() -> str:
     """A short hash of this installation (its resources folder and package version): caches keyed by
     it are never shared by two checkouts or two versions of tinydeploy on one machine."""

@@ -66,8 +66,6 @@ class EmulatedPlatform(Platform):
                 flags += tflm.archive_flags(model.tree)
                 tflm.build_archive(model, self.arch.toolchain_prefix, self.cpu_flags, project)
             ctx = dict(ctx, platform=f"symlink://{PLATFORM_DIR}", pio_board=f"td-{board.name}", build_flags=flags,
-                       build_cache_dir=platformio.build_cache_dir(),
-                       lib_deps=[],
                        toolchain=self.arch.toolchain_prefix, cpu_flags=self.cpu_flags, link_flags=self.link_flags)
             (project / "boards").mkdir()
             (project / "platformio.ini").write_text(env.get_template("platformio.ini.j2").render(ctx))

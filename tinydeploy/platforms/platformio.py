@@ -46,13 +46,6 @@ def platformio_core() -> Path:
     return core
 
 
-def build_cache_dir() -> Path:
-    """PlatformIO's object cache (keyed by compiler command line and source): TFLM and the kernels
-    compile once per board and flags, whichever project asks first ($TINYDEPLOY_BUILD_CACHE, else
-    under the user cache)."""
-    return Path(os.environ.get("TINYDEPLOY_BUILD_CACHE") or cache_dir() / "pio-build-cache")
-
-
 def platformio_env() -> dict[str, str]:
     env = dict(os.environ)
     env.update(PLATFORMIO_CORE_DIR=str(platformio_core()), PLATFORMIO_SETTING_ENABLE_TELEMETRY="no",

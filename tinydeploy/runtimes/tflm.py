@@ -251,14 +251,14 @@ def build_archive(model: TflmModel, compiler_prefix: str, cpu_flags: list[str], 
     import subprocess
     import tempfile
     from tinydeploy.core.errors import TinyDeployError
-    from tinydeploy.core.resources import cache_dir
+    from tinydeploy.core.resources import build_cache_dir
     compiler = compiler_prefix + "g++"
     if shutil.which(compiler) is None:
         raise MissingTool(f"{compiler} is not installed; run `tinydeploy doctor`")
     version = subprocess.run([compiler, "-dumpfullversion"], capture_output=True, text=True).stdout.strip()
     flavour = json.dumps([str(model.tree), version, cpu_flags, DEFINES, INCLUDE_DIRS, LIBRARY_FLAGS, CXX_FLAGS,
                           C_FLAGS, SECTION_FLAGS])
-    objects = cache_dir() / "tflm-objects" / hashlib.sha256(flavour.encode()).hexdigest()[:16]
+    objects = build_cache_dir() / "tflm-objects" / hashlib.sha256(flavour.encode()).hexdigest()[:16]
     objects.mkdir(parents=True, exist_ok=True)
     sources = _sources(model)
     wanted = {src: objects / (src.replace("/", "__") + f"{opt}.o") for src, opt in sources.items()}
