@@ -23,9 +23,9 @@ PYTHON="${PYTHON:-python3}"
 stamp=.venv/.tinydeploy-installed
 wanted=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ] || \
-   ! .venv/bin/python -c "import tinydeploy, tensorflow, tflite_micro, platformio, pytest" 2>/dev/null; then
+   ! .venv/bin/python -c "import tinydeploy, tensorflow, tflite_micro, platformio, pytest, flwr, ray" 2>/dev/null; then
     .venv/bin/pip install -q --upgrade pip
-    .venv/bin/pip install -q -e '.[train,dev]'
+    .venv/bin/pip install -q -e '.[train,dev,federated]'
     echo "$wanted" > "$stamp"
 fi
 echo "tinydeploy is set up: .venv/bin/tinydeploy doctor"

@@ -36,7 +36,7 @@ def say(line: str) -> None:
 # Declared once, for every command whose -o is a folder it replaces as a whole.
 FORCE_OPTION = typer.Option(False, "--force", help="replace the output folder even if tinydeploy did not make it "
                                                    "(it has no .tinydeploy file)")
-FOLDER_OUTPUTS = ("convert", "build", "flash", "run", "compare")     # commands whose -o is a folder
+FOLDER_OUTPUTS = ("convert", "build", "flash", "run", "compare", "federate")     # commands whose -o is a folder
 
 
 def _check_outputs(name: str, kwargs: dict) -> None:
@@ -385,6 +385,63 @@ def doctor():
     console.print(t)
     if missing:
         console.print(f"{missing} missing; the README's set-up command installs everything on Debian")
+
+
+@command
+def federate(dataset: str = typer.Option("iot-sensors", help="built-in dataset (iot-sensors) or a CSV (with --label)"),
+             label: Optional[str] = typer.Option(None, help="CSV column holding the class"),
+             devices: int = typer.Option(30, help="simulated devices (Flower SuperNodes)"),
+             gateways: int = typer.Option(3, help="gateways; each averages its devices' updates"),
+             fog: int = typer.Option(0, help="fog nodes between the gateways and the cloud (0: none)"),
+             rounds: int = typer.Option(20, help="federated rounds"),
+             profiles: Optional[str] = typer.Option(None, "--profiles", help="device profiles taken in turn: names "
+                                                    "from resources/federated/profiles.yaml (comma-separated) or "
+                                                    "a profiles YAML [its default mix]"),
+             update_bits: list[int] = typer.Option([8], "--update-bits", help="bits per update value: 32, 8 or "
+                                                   "4; repeat to compare (the first is shipped)"),
+             topk: list[float] = typer.Option([0.0], "--topk", help="share of each tensor's entries sent, with "
+                                              "error feedback (0: all); repeat to compare"),
+             stochastic: bool = typer.Option(False, "--stochastic-rounding", help="round quantized updates "
+                                             "stochastically (unbiased)"),
+             partition: str = typer.Option("iid", help="iid, or dirichlet:ALPHA (non-IID labels, e.g. dirichlet:0.5)"),
+             select: str = typer.Option("all", help="all (every device that holds the model) or resource (also "
+                                                    "enough battery and within --deadline)"),
+             deadline: Optional[float] = typer.Option(None, help="resource selection: seconds a device may take "
+                                                                 "per round (estimate)"),
+             local_epochs: Optional[int] = typer.Option(None, "--local-epochs", help="epochs per round on each "
+                                                                                      "device [10]"),
+             server_momentum: Optional[float] = typer.Option(None, "--server-momentum", help="cloud momentum "
+                                                             "(FedAvgM) [0.5; 0: plain FedAvg]"),
+             hidden: str = typer.Option("32,16", help="the MLP's hidden layer widths (tinydeploy's mlp: 32,16)"),
+             quick: bool = typer.Option(False, "--quick", help="the firmware runs the first 500 test vectors"),
+             vectors: Optional[int] = typer.Option(None, min=1, help="test vectors baked into the firmware "
+                                                                      "[the whole test split]"),
+             output: Path = typer.Option(..., "-o", "--output", help="directory for the results"),
+             force: bool = FORCE_OPTION):
+    """Federated learning across a fleet of microcontroller profiles on Flower (simulated on Ray), then the
+    global model as int8 firmware for each profile's board, verified bit-exactly in QEMU.
+
+    Bytes are the encoded payloads on each link; device time and energy are estimates from each board's
+    measured instructions per MAC. Exit 1 if any firmware output differs from the TFLite Micro reference."""
+    from tinydeploy.federated import report
+    from tinydeploy.federated import run as federated_run
+    try:
+        widths = tuple(int(w) for w in hidden.split(","))
+    except ValueError:
+        raise TinyDeployError(f"--hidden {hidden}: give layer widths separated by commas, e.g. 32,16") from None
+    result = federated_run.federate(
+        dataset, output, devices=devices, gateways=gateways, rounds=rounds, profile_spec=profiles, bits=update_bits,
+        topk=topk, stochastic=stochastic, partition_spec=partition, fog=fog, select=select, deadline_s=deadline,
+        local_epochs=federated_run.LOCAL_EPOCHS if local_epochs is None else local_epochs,
+        momentum=federated_run.SERVER_MOMENTUM if server_momentum is None else server_momentum, label=label,
+        hidden=widths, quick=quick, vectors=vectors, console=err)
+    for table in report.tables(result):
+        console.print(table)
+    console.print(f"wrote {result.out}/: federated.json, federated.png, rounds.txt, global.tflite, central.tflite, "
+                  "central-same-learner.tflite, firmware/")
+    if result.mismatched:
+        raise Mismatch(f"{len(result.mismatched)} boards' firmware outputs differ from the TFLite Micro reference: "
+                       + ", ".join(s.board for s in result.mismatched))
 
 
 def main():

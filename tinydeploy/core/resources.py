@@ -170,6 +170,26 @@ def _chmod(path: Path, mode: int) -> None:
     os.chmod(path, mode & ~umask())
 
 
+def _marked_tmp_dir(target: Path) -> Path:
+    """A new folder beside ``target`` holding the marker, or one line (OutputError)."""
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        _chmod(tmp, DIR_MODE)
+        (tmp / MARKER).write_text(MARKER_TEXT)
+    except OSError as exc:
+        raise output_error(target, exc) from None
+    return tmp
+
+
+def fresh_dir(target: Path) -> Path:
+    """``target`` replaced now by an empty folder marked as tinydeploy's, for a command that fills it as it
+    works and keeps what it wrote if it fails (federate: Flower's logs); the same checks as atomic_dir."""
+    target = Path(target)
+    check_output_dir(target)
+    _replace_dir(_marked_tmp_dir(target), target)
+    return target
+
+
 @contextlib.contextmanager
 def atomic_dir(target: Path):
     """Yield a fresh temporary directory that replaces ``target`` only if the block succeeds.
@@ -178,12 +198,7 @@ def atomic_dir(target: Path):
     replacing_allowed(); file-system errors become one line (OutputError)."""
     target = Path(target)
     check_output_dir(target)
-    try:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-        _chmod(tmp, DIR_MODE)
-        (tmp / MARKER).write_text(MARKER_TEXT)
-    except OSError as exc:
-        raise output_error(target, exc) from None
+    tmp = _marked_tmp_dir(target)
     try:
         yield tmp
     except OSError as exc:
