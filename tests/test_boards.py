@@ -34,12 +34,12 @@ def test_catalog_has_the_boards_users_own():
             "pico", "disco_f746ng"} <= set(REAL)
     assert set(EMULATED) | set(REAL) == set(boards.catalog())
     assert boards.get("esp32").name == "esp32dev"
-    for name in REAL:                       # a proxy, when named, is emulated and has the same core
+    for name in REAL:                       # a proxy, when named, is emulated and has the same core (or says not)
         board = boards.get(name)
         if board.proxy:
             proxy = platform_for(board).emulation_target()
             assert proxy.name in EMULATED and proxy.arch == board.arch
-            assert proxy.core.replace("plus", "") == board.core.replace("plus", "")
+            assert proxy.core.replace("plus", "") == board.core.replace("plus", "") or board.proxy_note
 
 
 def _board_file(tmp_path, text):
@@ -209,12 +209,13 @@ def test_fit_check_refuses_with_the_numbers(tmp_path):
 
 
 def test_renode_scripts_are_current_and_runs_say_renode_is_missing(tmp_path):
+    on_renode = [name for name in EMULATED if "renode" in platform_for(boards.get(name)).emulators]
     written = renode.render_scripts(tmp_path / "scripts")
-    assert len(written) == 2 * len(EMULATED)
+    assert len(written) == 2 * len(on_renode)
     for path in written:
         assert path.read_text() == (renode.RENODE_DIR / path.name).read_text(), f"renode/{path.name} is stale"
     proc = tinydeploy("boards", "--renode", tmp_path / "cli", cwd=tmp_path)
-    assert proc.returncode == 0 and len(list((tmp_path / "cli").glob("*.res[c]"))) == len(EMULATED)
+    assert proc.returncode == 0 and len(list((tmp_path / "cli").glob("*.res[c]"))) == len(on_renode)
     if shutil.which("renode") is None:
         proc = tinydeploy("run", shared_model("tflm/hello_world_int8.tflite"), "--emulator", "renode",
                           "-o", tmp_path / "r", cwd=tmp_path)
@@ -226,3 +227,20 @@ def test_boards_table_lists_every_board(tmp_path):
     assert proc.returncode == 0
     for name in EMULATED + REAL:
         assert name in proc.stdout
+
+
+@pytest.mark.parametrize("typed,name", [("NUCLEO_F446RE", "nucleo_f446re"), ("nucleo-f446re", "nucleo_f446re"),
+                                        ("ESP32", "esp32dev"), ("Mps2_An386", "mps2-an386")])
+def test_board_names_and_aliases_are_case_insensitive(typed, name):
+    assert boards.get(typed).name == name
+
+
+def test_an_unknown_board_suggests_the_closest_names(tmp_path):
+    with pytest.raises(BadInput, match=r"unknown board 'nucleo_f466re' \(did you mean 'nucleo_f446re'"):
+        boards.get("nucleo_f466re")
+    with pytest.raises(BadInput) as exc:
+        boards.get("pdp11")
+    assert "did you mean" not in str(exc.value) and "known boards: " in str(exc.value)
+    proc = tinydeploy("inspect", shared_model("tflm/hello_world_int8.tflite"), "--board", "mps2-an368", cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "unknown board 'mps2-an368' (did you mean 'mps2-an386' or 'mps2-an385'?)" in proc.stderr

@@ -3,9 +3,11 @@ against the TFLite Micro reference. Each (model, board) is built once."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 import subprocess
+import time
 
 import numpy as np
 import pytest
@@ -99,26 +101,59 @@ def test_size_report_reads_the_elf(tmp_path_factory):
     assert manifest["model"]["arena_bytes"] == fw.model.plan.arena_size
 
 
+QEMU_LISTEN_WAIT_S = 10.0
+PORT_ATTEMPTS = 5
+TCP_LISTEN = "0A"                  # /proc/net/tcp's state code of a listening socket
+
+
+def _listening_inodes(port: int) -> set[str]:
+    """Socket inodes listening on 127.0.0.1:``port`` (from /proc/net/tcp)."""
+    inodes = set()
+    with open("/proc/net/tcp") as table:
+        for row in list(table)[1:]:
+            fields = row.split()
+            if fields[1] == f"0100007F:{port:04X}" and fields[3] == TCP_LISTEN:
+                inodes.add(fields[9])
+    return inodes
+
+
+def _owns_socket(pid: int, inodes: set[str]) -> bool:
+    fd_dir = f"/proc/{pid}/fd"
+    try:
+        links = [os.readlink(os.path.join(fd_dir, fd)) for fd in os.listdir(fd_dir)]
+    except OSError:
+        return False
+    return any(link == f"socket:[{inode}]" for link in links for inode in inodes)
+
+
+def _qemu_serving_uart(elf) -> tuple[subprocess.Popen, int]:
+    """QEMU running ``elf`` with its UART on a TCP port it is seen listening on (a free port is picked and
+    re-picked if another process took it first: tests in other workers open ports too)."""
+    for _ in range(PORT_ATTEMPTS):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        qemu = subprocess.Popen(["qemu-system-arm", "-M", "mps2-an386", "-nographic", "-monitor", "none",
+                                 "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on",
+                                 "-semihosting-config", "enable=on,target=native",
+                                 "-icount", "shift=6,align=off,sleep=off", "-kernel", str(elf)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + QEMU_LISTEN_WAIT_S
+        while qemu.poll() is None and time.monotonic() < deadline:
+            if _owns_socket(qemu.pid, _listening_inodes(port)):
+                return qemu, port
+            time.sleep(0.05)
+        qemu.kill()
+        qemu.wait()
+    pytest.fail(f"QEMU did not listen on a TCP port in {PORT_ATTEMPTS} attempts")
+
+
 def test_serial_host_side_against_emulator_stream(tmp_path_factory):
     """The serial target reads the same protocol from QEMU's UART on a TCP socket."""
     fw = firmware(tmp_path_factory, "tflm/hello_world_int8.tflite", "mps2-an386")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    qemu = subprocess.Popen(["qemu-system-arm", "-M", "mps2-an386", "-nographic", "-monitor", "none",
-                             "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on",
-                             "-semihosting-config", "enable=on,target=native",
-                             "-icount", "shift=6,align=off,sleep=off", "-kernel", str(fw.elf)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    qemu, port = _qemu_serving_uart(fw.elf)
     try:
-        import time
-        for _ in range(50):
-            try:
-                target = SerialTarget(f"socket://127.0.0.1:{port}")
-                break
-            except Exception:
-                time.sleep(0.1)
-        with target:
+        with SerialTarget(f"socket://127.0.0.1:{port}") as target:
             result = run_and_verify(fw.project, target, timeout=30)
     finally:
         qemu.kill()

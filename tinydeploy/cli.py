@@ -1,16 +1,21 @@
 """tinydeploy's command line: a thin layer over the pipeline stages."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sys
 import time
+from inspect import Parameter, getdoc, signature
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from typer.models import ParameterInfo
 
 from tinydeploy.core.errors import Interrupted, Mismatch, TinyDeployError
 
@@ -33,6 +38,40 @@ def say(line: str) -> None:
     err.print(line, highlight=False, soft_wrap=True)
 
 
+class _TerminalStage:
+    def __init__(self, progress: Progress, task):
+        self.progress, self.task = progress, task
+
+    def advance(self, done: int) -> None:
+        self.progress.update(self.task, completed=done)
+
+    def describe(self, text: str) -> None:
+        self.progress.update(self.task, description=escape(text))
+
+
+class TerminalActivity:
+    """Long work shown on stderr while it runs (rich), an analysis.bench.Activity: a spinner and what is being
+    done, a bar for counted work, the time spent; a finished stage leaves one dim line with its duration.
+    Stages run one at a time."""
+
+    def __init__(self, out: Console):
+        self.out = out
+
+    @contextlib.contextmanager
+    def stage(self, text: str, total: int | None = None):
+        columns = [SpinnerColumn(), TextColumn("{task.description}")]
+        if total:
+            columns += [BarColumn(), MofNCompleteColumn()]
+        started = time.monotonic()
+        with Progress(*columns, TimeElapsedColumn(), console=self.out, transient=True) as progress:
+            yield _TerminalStage(progress, progress.add_task(escape(text), total=total))
+        self.out.print(f"[dim]{escape(text)}: {time.monotonic() - started:.1f} s[/]", highlight=False)
+
+
+activity = None        # the running command's Activity (set by _run_command): TerminalActivity on a terminal
+QUIET_OPTION = typer.Option(False, "--quiet", "-q", help="no progress on stderr: results, remarks and errors only")
+
+
 # Declared once, for every command whose -o is a folder it replaces as a whole.
 FORCE_OPTION = typer.Option(False, "--force", help="replace the output folder even if tinydeploy did not make it "
                                                    "(it has no .tinydeploy file)")
@@ -48,37 +87,76 @@ def _check_outputs(name: str, kwargs: dict) -> None:
         (resources.check_output_dir if name in FOLDER_OUTPUTS else resources.check_output_file)(output)
 
 
-def _run_command(fn, kwargs: dict) -> None:
-    """``fn`` with --force in effect, and with its tables on stderr when --json - takes stdout."""
-    global console
+def _run_command(fn, kwargs: dict, quiet: bool) -> None:
+    """``fn`` with --force in effect, with its tables on stderr when --json - takes stdout, and its
+    progress on stderr when that is a terminal (not with --quiet, nor when --json - makes stdout data)."""
+    global console, activity
+    from tinydeploy.analysis.bench import SILENT
     from tinydeploy.core import resources
     name = fn.__name__.rstrip("_")
     with resources.replacing_allowed(bool(kwargs.get("force"))):
         _check_outputs(name, kwargs)
         before = console
-        if resources.is_stdout(kwargs.get("json_out")):
+        json_on_stdout = resources.is_stdout(kwargs.get("json_out"))
+        if json_on_stdout:
             console = err
+        activity = TerminalActivity(err) if err.is_terminal and not (quiet or json_on_stdout) else SILENT
         try:
             fn(**kwargs)
         finally:
-            console = before
+            console, activity = before, None
+
+
+_ESCAPED: set[int] = set()          # help texts escaped once (options shared by several commands)
+
+
+def _escaped_help(fn) -> str | None:
+    """Help texts as Rich shows them literally: `[build/<model>-<board>]` is text, not a markup tag."""
+    for param in signature(fn).parameters.values():
+        info = param.default
+        if isinstance(info, ParameterInfo) and info.help and id(info) not in _ESCAPED:
+            info.help = escape(info.help)
+            _ESCAPED.add(id(info))
+    doc = getdoc(fn)
+    return escape(doc) if doc else None
 
 
 def command(fn):
-    """Register ``fn`` as a command; user errors become one line on stderr and a non-zero exit."""
+    """Register ``fn`` as a command, with --quiet; user errors become one line on stderr and a non-zero exit."""
     @functools.wraps(fn)
-    def wrapper(**kwargs):
+    def wrapper(quiet: bool = False, **kwargs):
         started = time.monotonic()
         try:
-            _run_command(fn, kwargs)
+            _run_command(fn, kwargs, quiet)
         except TinyDeployError as exc:
             err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code)
         except KeyboardInterrupt:
             err.print("interrupted")
             raise typer.Exit(Interrupted.exit_code)
-        err.print(f"[dim]{fn.__name__.rstrip('_')} took {time.monotonic() - started:.1f} s[/]")   # stdout stays data
-    return app.command(name=fn.__name__.rstrip("_"))(wrapper)
+        if not quiet:                                                            # stdout stays data
+            err.print(f"[dim]{fn.__name__.rstrip('_')} took {time.monotonic() - started:.1f} s[/]")
+    own = signature(fn, eval_str=True)
+    quiet_param = Parameter("quiet", Parameter.KEYWORD_ONLY, default=QUIET_OPTION, annotation=bool)
+    wrapper.__signature__ = own.replace(parameters=[*own.parameters.values(), quiet_param])
+    wrapper.__annotations__ = {**fn.__annotations__, "quiet": bool}
+    return app.command(name=fn.__name__.rstrip("_"), help=_escaped_help(fn))(wrapper)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+        try:
+            console.print(f"tinydeploy {version('tinydeploy')}", highlight=False)
+        except PackageNotFoundError:
+            console.print("tinydeploy (not installed as a package: no version recorded)", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(show_version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                               help="print tinydeploy's version and exit")):
+    """Take a neural network from data to verified microcontroller firmware."""
 
 
 @command
@@ -99,17 +177,35 @@ def train(dataset: str = typer.Option("iot-sensors", help="built-in dataset name
 
 
 @command
-def quantize(model: Path = typer.Argument(..., help="trained .keras model"),
+def quantize(model: Path = typer.Argument(..., help="float model: .keras, .h5, SavedModel folder or float .tflite"),
              output: Path = typer.Option(..., "-o", "--output", help=".tflite to write"),
+             calibration: Optional[Path] = typer.Option(None, metavar="FILE", help="representative inputs: .npz "
+                                                        "with an array x, .npy, or CSV of feature rows (the first "
+                                                        "500 are used) [a model from `tinydeploy train`: its "
+                                                        "training split]"),
+             test: Optional[Path] = typer.Option(None, metavar="FILE", help="labelled inputs for the accuracy "
+                                                 "report: .npz with x and y, or CSV with a --label column"),
+             label: Optional[str] = typer.Option(None, metavar="COLUMN", help="CSV column holding the class "
+                                                 "(an integer output position); dropped from a calibration CSV"),
              weights: str = typer.Option("int8", help="int8, or int4: packed 4-bit Dense weights (per tensor) "
-                                                      "with int8 activations")):
+                                                      "with int8 activations (Keras files)")):
     """Quantize to full-integer int8 (optionally 4-bit Dense weights) and report the accuracy lost."""
     from tinydeploy.ml.quantize import quantize as quantize_model
-    r = quantize_model(model, output, weights=weights)
-    t = Table(title=f"{r.tflite_path} ({r.tflite_bytes:,} bytes)")
+    r = quantize_model(model, output, weights=weights, calibration=calibration, test=test, label=label)
+    say(f"calibrated with {r.quantizer} on {r.calibration_samples:,} samples from {r.calibration_origin}")
+    if r.float_operators:
+        say(f"note: operators still reading or writing float32: {', '.join(r.float_operators)}; "
+            "tinydeploy's AOT runtime takes only full-integer operators (a fixed batch of 1 at export avoids "
+            "SHAPE/STRIDED_SLICE/PACK)")
+    if r.int8_accuracy is None:
+        console.print(f"wrote {r.tflite_path} ({r.tflite_bytes:,} bytes); accuracy not measured: no test samples "
+                      "(give --test FILE)")
+        return
+    t = Table(title=f"{r.tflite_path} ({r.tflite_bytes:,} bytes)",
+              caption=f"{r.test_samples:,} test samples from {r.test_origin}")
     t.add_column("model")
     t.add_column("test accuracy", justify="right")
-    t.add_row("float32 (Keras)", f"{100 * r.float_accuracy:.2f}%")
+    t.add_row(r.float_kind, f"{100 * r.float_accuracy:.2f}%")
     kind = "int8" if r.weights == "int8" else "int4 weights, int8 activations"
     t.add_row(f"{kind} (TFLite Micro reference interpreter)", f"{100 * r.int8_accuracy:.2f}%")
     t.add_row("change", f"{100 * (r.int8_accuracy - r.float_accuracy):+.2f} points")
@@ -117,22 +213,36 @@ def quantize(model: Path = typer.Argument(..., help="trained .keras model"),
 
 
 @command
-def convert(model: Path = typer.Argument(..., help="int8 .tflite model"),
+def convert(models: list[Path] = typer.Argument(..., help="int8 .tflite model(s); several share one kernel set"),
             output: Path = typer.Option(..., "-o", "--output", help="directory for the C library"),
             force: bool = FORCE_OPTION,
+            with_flatbuffer: bool = typer.Option(False, "--with-flatbuffer",
+                                                 help="also write <name>_tflite.c, the .tflite as a C array "
+                                                      "(TFLite Micro's library always has it)"),
             runtime: str = RUNTIME_OPTION, tflm: Optional[Path] = TFLM_OPTION):
-    """Turn a .tflite into a C library: the AOT model + kernels, or (--runtime tflm) the same C API on
-    TensorFlow Lite Micro (the model array, its op resolver and arena; build TFLM beside it)."""
-    from tinydeploy.runtimes import load_model
-    compiled = load_model(model, runtime, tflm, say)
-    compiled.write_library(output)
-    if compiled.runtime == "tflm":
-        console.print(f"wrote {output}/{compiled.name}.h, {compiled.name}.cc and {compiled.name}_tflite.c for TensorFlow "
-                      f"Lite Micro in {compiled.tree}: {compiled.weight_bytes:,} bytes of flatbuffer, tensor arena "
-                      f"{compiled.arena_bytes:,} bytes; compile with the defines and include paths in its model.json")
+    """Turn .tflite models into a C library that drops into CMake and Make builds: the AOT model + kernels, or
+    (--runtime tflm) the same C API on TensorFlow Lite Micro (the model array, its op resolver and arena; build
+    TFLM beside it). Several models get one kernel set (kernels/) and a folder each, to link into one image."""
+    from tinydeploy.pipeline import convert_models
+    from tinydeploy.compiler.codegen import cmake_target
+    compiled = convert_models(models, output, runtime, tflm, with_flatbuffer, say)
+    if compiled[0].runtime == "tflm":
+        model = compiled[0]
+        console.print(f"wrote {output}/{model.name}.h, {model.name}.cc and {model.name}_tflite.c for TensorFlow "
+                      f"Lite Micro in {model.tree}: {model.weight_bytes:,} bytes of flatbuffer, tensor arena "
+                      f"{model.arena_bytes:,} bytes; compile with the defines and include paths in its model.json")
         return
-    console.print(f"wrote {output}/{compiled.name}.h, {compiled.name}.c, {compiled.name}_tflite.c and kernels: "
-                  f"{compiled.weight_bytes:,} bytes of weights, arena {compiled.arena_bytes:,} bytes (input and output included)")
+    for model in compiled:
+        where = f"{output}/{model.name}" if len(compiled) > 1 else output
+        flatbuffer = f", {model.name}_tflite.c" if with_flatbuffer else ""
+        console.print(f"wrote {where}/{model.name}.h, {model.name}.c{flatbuffer}: {model.weight_bytes:,} bytes of "
+                      f"weights, arena {model.arena_bytes:,} bytes (input and output included)")
+    several = len(compiled) > 1
+    kernels = f"one kernel set in {output}/kernels/" if several else "with the kernels"
+    prefix = "TINYDEPLOY" if several else compiled[0].name.upper()
+    console.print(f"{kernels}; build files {output}/CMakeLists.txt (add_subdirectory; target"
+                  f"{'s' if several else ''} {', '.join(cmake_target(m) for m in compiled)}) and {output}/tinydeploy.mk "
+                  f"(include; {prefix}_SRCS, {prefix}_INCLUDES, {prefix}_CFLAGS)")
 
 
 @command
@@ -147,8 +257,10 @@ def build(model: Path = typer.Argument(..., help="int8 .tflite model"),
     Emulated boards build offline; real boards (esp32, nucleo_f446re, ...) build with your own
     PlatformIO platforms. Exit code 3: the project is rendered but this machine cannot build it."""
     from tinydeploy.pipeline import build_firmware
+    from tinydeploy.analysis.bench import building
     from tinydeploy.analysis.report import size_table
-    fw = build_firmware(model, board, output, vectors, runtime=runtime, tflm_dir=tflm, say=say)
+    with activity.stage(building(model, board, runtime)):
+        fw = build_firmware(model, board, output, vectors, runtime=runtime, tflm_dir=tflm, say=say)
     console.print(size_table(fw))
     console.print(f"firmware: {fw.elf}")
 
@@ -162,7 +274,8 @@ def flash(model: Path = typer.Argument(..., help="int8 .tflite model"),
           port: Optional[str] = typer.Option(None, help="upload port [PlatformIO finds it]")):
     """Build for a real board and upload it (PlatformIO `run -t upload`); then `run --port` checks it."""
     from tinydeploy.pipeline import flash_firmware
-    fw = flash_firmware(model, board, output, vectors, port)
+    with activity.stage(f"building {model.name} for {board} and uploading it (PlatformIO)"):
+        fw = flash_firmware(model, board, output, vectors, port)
     console.print(f"flashed {fw.project} to {fw.board.name}; check it with "
                   f"`tinydeploy run {model} --board {fw.board.name} --port <serial port>`")
 
@@ -184,14 +297,17 @@ def run(model: Path = typer.Argument(..., help="int8 .tflite model"),
     A real board without --port runs on its emulated proxy (same core); the time is then
     estimated at the real board's clock."""
     from tinydeploy.core.resources import atomic_write
-    from tinydeploy.pipeline import firmware_for_run, run_firmware
+    from tinydeploy.pipeline import firmware_for_run
+    from tinydeploy.analysis.bench import building, run_watched
     from tinydeploy.analysis.report import run_table
-    from tinydeploy.analysis.measurement import measure
+    from tinydeploy.analysis.measurement import check_fits_board, measure
     if emulator not in ("qemu", "renode"):
         raise TinyDeployError(f"unknown emulator '{emulator}'; use qemu or renode")
-    fw = firmware_for_run(model, board, output, vectors, port,      # with --port: the board itself, flashed earlier
-                          runtime=runtime, tflm_dir=tflm, say=say)
-    result = run_firmware(fw, port=port, baudrate=baud, timeout=timeout, emulator=emulator)
+    with activity.stage(building(model, board, runtime)):
+        fw = firmware_for_run(model, board, output, vectors, port,      # with --port: the board itself, flashed earlier
+                              runtime=runtime, tflm_dir=tflm, say=say)
+    check_fits_board(fw)                                                # a proxy run: the real board's flash and RAM
+    result = run_watched(fw, activity, port=port, baudrate=baud, timeout=timeout, emulator=emulator)
     measured = measure(fw, result)
     console.print(run_table(fw, measured))
     if json_out:
@@ -203,7 +319,7 @@ def run(model: Path = typer.Argument(..., help="int8 .tflite model"),
 
 
 @command
-def bench(models: list[Path] = typer.Argument(..., help="int8 .tflite models"),
+def bench(models: list[Path] = typer.Argument(..., metavar="MODEL...", help="int8 .tflite models"),
           board: list[str] = typer.Option([DEFAULT_BOARD], "--board", help="board(s), repeat the option; a real board runs on its emulated proxy"),
           per_layer: bool = typer.Option(False, "--per-layer", help="also time every operator (a second build)"),
           json_out: Optional[Path] = typer.Option(None, "--json", help="write the Measurements as a bench JSON file"),
@@ -225,7 +341,7 @@ def bench(models: list[Path] = typer.Argument(..., help="int8 .tflite models"),
         raise TinyDeployError(f"--vs {vs}: tinydeploy compares against tflm only")
     runtimes = list(dict.fromkeys(["aot", "tflm"] if vs else runtime))
     runs = [(m, b, r) for m in models for b in board for r in runtimes]
-    results = [bench_mod.bench_one(m, b, per_layer, r, tflm, say) for m, b, r in runs]
+    results = [bench_mod.bench_one(m, b, per_layer, r, tflm, say, activity) for m, b, r in runs]
     for table in bench_tables(results, bench_mod.side_by_side(results)):
         console.print(table)
     if json_out:
@@ -283,41 +399,96 @@ def compare(dataset: str = typer.Option("iot-sensors", help="built-in dataset (i
 
 
 @command
-def inspect(model: Path = typer.Argument(..., help=".tflite model")):
-    """Ops, tensors and quantization, MACs and weight bytes per layer, planned arena."""
+def inspect(model: Path = typer.Argument(..., help=".tflite model"),
+            board: Optional[str] = typer.Option(None, help="also check the model against this board's flash and "
+                                                           "RAM (see `tinydeploy boards`)"),
+            json_out: Optional[Path] = typer.Option(None, "--json", help="also write the inspection as JSON "
+                                                                         "(- for stdout)")):
+    """Ops, tensors and quantization, MACs and weight bytes per layer (the figure convert, run and bench
+    report, split into raw weights, requantization records and layout), planned arena; with --board, the fit."""
     from tinydeploy.analysis.inspect import inspect as inspect_model
-    r = inspect_model(model)
+    from tinydeploy.core.resources import atomic_write, is_stdout
+    from tinydeploy.platforms import boards
+    target = boards.get(board) if board else None
+    with activity.stage(f"compiling and planning {model.name}, and allocating it in the TFLite Micro reference"):
+        r = inspect_model(model, target)
+    if json_out:
+        text = json.dumps(r.to_json(), indent=2) + "\n"
+        if is_stdout(json_out):
+            sys.stdout.write(text)
+        else:
+            atomic_write(json_out, text)
+    compiled = r.weights is not None
     ops = Table(title=f"{model}: {len(r.rows)} operators")
-    for col in ("#", "op", "output shape", "MACs", "weight bytes", "output at arena offset"):
+    columns = ["#", "op", "output shape", "MACs", "weight bytes"]
+    columns += ["raw", "requant.", "layout", "output at arena offset"] if compiled else []
+    for col in columns:
         ops.add_column(col, justify="left" if col in ("op", "output shape") else "right")
     for row in r.rows:
-        offset = row.get("arena_offset")
-        ops.add_row(str(row["index"]), row["op"], str(row["output_shape"]), f"{row['macs']:,}", f"{row['weight_bytes']:,}",
-                    "-" if offset is None else f"{offset:,}")
-    ops.add_row("", "total", "", f"{sum(x['macs'] for x in r.rows):,}", f"{sum(x['weight_bytes'] for x in r.rows):,}", "")
+        cells = [str(row["index"]), row["op"], str(row["output_shape"]), f"{row['macs']:,}"]
+        if compiled:
+            offset = row["arena_offset"]
+            cells += [f"{row[k]:,}" for k in ("weight_bytes", "raw", "requantization", "layout")]
+            cells.append("-" if offset is None else f"{offset:,}")
+        else:
+            cells.append(f"{row['tflite_constant_bytes']:,}")
+        ops.add_row(*cells)
+    total = ["", "total", "", f"{sum(x['macs'] for x in r.rows):,}"]
+    if compiled:
+        w = r.weights
+        total += [f"{w.total:,}", f"{w.raw:,}", f"{w.requantization:,}", f"{w.layout:,}", ""]
+    else:
+        total.append(f"{r.tflite_constant_bytes:,}")
+    ops.add_row(*total)
     console.print(ops)
     tensors = Table(title="tensors")
     for col in ("#", "name", "shape", "type", "quantization", "bytes"):
         tensors.add_column(col)
     for t in r.tensors:
-        tensors.add_row(str(t["index"]), t["name"][:48], str(t["shape"]), t["dtype"] + (" const" if t["constant"] else ""),
-                        t["quantization"], f"{t['bytes']:,}")
+        tensors.add_row(str(t["index"]), escape(t["name"][:48]), str(t["shape"]),
+                        t["dtype"] + (" const" if t["constant"] else ""), t["quantization"], f"{t['bytes']:,}")
     console.print(tensors)
-    if r.arena_bytes is not None:
+    if compiled:
+        folded = r.tflite_constant_bytes - r.weights.raw
+        console.print(f"weight bytes in flash (as convert, run and bench report them): [bold]{r.weights.total:,}[/] "
+                      f"= {r.weights.described()}" + (f"; {folded:,} bytes of the .tflite's constants are folded "
+                                                       "into operator parameters" if folded else ""), highlight=False)
         console.print(f"planned arena: [bold]{r.arena_bytes:,}[/] bytes (all activations, input and output included)")
     else:
-        console.print(f"[yellow]cannot plan this model yet:[/] {r.unsupported}")
+        console.print(f"[yellow]cannot plan this model yet:[/] {escape(r.unsupported)}", highlight=False)
+    tw = r.tflm_weights
+    console.print(f"on TensorFlow Lite Micro (--runtime tflm): {tw.total:,} bytes of flatbuffer in flash = "
+                  f"{tw.raw:,} raw weights + {tw.layout:,} graph, tensor metadata and alignment", highlight=False)
     if r.reference_error:
-        console.print(f"[yellow]TFLite Micro reference interpreter:[/] {r.reference_error}", highlight=False)
+        console.print(f"[yellow]TFLite Micro reference interpreter:[/] {escape(r.reference_error)}", highlight=False)
     if r.reference_arena:
         head = r.reference_arena.get("head", 0)
-        console.print(f"TFLite Micro reference interpreter: tensor arena {head:,} bytes, "
+        console.print(f"TFLite Micro reference interpreter: tensor arena {head:,} bytes (activations and scratch), "
                       f"plus {r.reference_arena.get('tail', 0):,} bytes of interpreter state "
                       f"= {r.reference_arena.get('total', 0):,} bytes arena_used_bytes")
         if r.arena_bytes is not None and head:
             verdict = "at most" if r.arena_bytes <= head else "MORE than"
             console.print(f"our arena is {verdict} the reference's tensor arena: {r.arena_bytes:,} vs {head:,} bytes "
                           f"({100 * (r.arena_bytes - head) / head:+.1f}%)")
+    if target is not None:
+        _print_fit(r.fit, target)
+
+
+def _print_fit(fit, board) -> None:
+    """`inspect --board`: the model's flash and RAM against the board's, or why there is no figure."""
+    if fit is None:
+        console.print(f"[yellow]no fit check for {board.name}:[/] neither tinydeploy nor the TFLite Micro "
+                      "reference can run this model")
+        return
+    t = Table(title=f"fit on {board.name} ({fit.runtime}; {board.clock_hz / 1e6:g} MHz)")
+    for col in ("memory", "needs", "board has", "%"):
+        t.add_column(col, justify="left" if col == "memory" else "right")
+    t.add_row("flash (weight bytes; code comes on top)", f"{fit.flash_needed:,}", f"{fit.flash_capacity:,}",
+              f"{100 * fit.flash_needed / fit.flash_capacity:.1f}")
+    t.add_row(f"RAM (arena {fit.arena:,} + output copy {fit.output_copy:,} + stack {fit.stack:,})",
+              f"{fit.ram_needed:,}", f"{fit.ram_capacity:,}", f"{100 * fit.ram_needed / fit.ram_capacity:.1f}")
+    console.print(t)
+    console.print(f"fits {board.name}" if fit.fits else f"[bold red]does not fit {board.name}[/]", highlight=False)
 
 
 @command
@@ -374,17 +545,18 @@ def boards(renode: Optional[Path] = typer.Option(None, "--renode", metavar="DIR"
 @command
 def doctor():
     """Say which tools are installed and what to install for the missing ones."""
-    from tinydeploy.core.doctor import checks
+    from tinydeploy.core.doctor import SETUP_COMMAND, checks, missing_summary
     t = Table(title="tinydeploy doctor")
-    for col in ("tool", "status", "needed for", "to install"):
+    for col in ("tool", "status", "needed for", "to install", SETUP_COMMAND):
         t.add_column(col)
-    missing = 0
-    for c in checks():
-        missing += not c.found
-        t.add_row(c.name, f"[green]{c.detail}[/]" if c.found else "[red]missing[/]", c.needed_for, "" if c.found else c.install)
+    found = checks()
+    for c in found:
+        t.add_row(c.name, f"[green]{escape(c.detail)}[/]" if c.found else "[red]missing[/]", c.needed_for,
+                  "" if c.found else c.install, "installs it" if c.by_setup else "[yellow]cannot install it[/]")
     console.print(t)
-    if missing:
-        console.print(f"{missing} missing; the README's set-up command installs everything on Debian")
+    summary = missing_summary(found)
+    if summary:
+        console.print(summary, highlight=False)
 
 
 @command

@@ -5,10 +5,11 @@ dataclasses, so a script or a notebook can call them the same way.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from tinydeploy.compiler.codegen import CompiledModel
+from tinydeploy.compiler.codegen import CompiledModel, write_libraries
 from tinydeploy.core.errors import BadInput, TinyDeployError
 from tinydeploy.platforms import boards
 from tinydeploy.platforms.base import SizeReport
@@ -19,6 +20,9 @@ from tinydeploy.runtimes.tflm import TflmModel
 from tinydeploy.verify import reference
 from tinydeploy.verify import vectors as vectors_mod
 from tinydeploy.verify.compare import RunResult, run_and_verify
+
+PROBE_RAM_SHARE = 4                # TFLM's arena probe: the reference's arena plus RAM / 4
+PROBE_TIMEOUT_S = 60.0
 
 
 @dataclass
@@ -44,6 +48,28 @@ class Firmware:
         return self.stands_in_for or self.board
 
 
+def convert_models(model_paths: list[str | Path], out_dir: Path, runtime: str = "aot",
+                   tflm_dir: str | Path | None = None, with_flatbuffer: bool = False,
+                   say=None) -> list[CompiledModel | TflmModel]:
+    """Write the C library of one model, or of several sharing one kernel set (AOT only), into ``out_dir``.
+
+    ``with_flatbuffer`` adds ``<name>_tflite.c`` to an AOT library (TFLite Micro's always has it)."""
+    models = [load_model(path, runtime, tflm_dir, say) for path in model_paths]
+    if len(models) == 1:
+        model = models[0]
+        if model.runtime == "tflm":
+            model.write_library(out_dir)
+        else:
+            model.write_library(out_dir, with_flatbuffer)
+        return models
+    on_tflm = [m for m in models if m.runtime == "tflm"]
+    if on_tflm:
+        raise BadInput(f"{on_tflm[0].graph.path}: several models in one library need the AOT runtime (their "
+                       "kernels are shared); convert a TFLite Micro model on its own")
+    write_libraries(models, out_dir, with_flatbuffer)
+    return models
+
+
 def default_project_dir(model_path: Path, board: str, runtime: str = "aot") -> Path:
     suffix = "" if runtime == "aot" else f"-{runtime}"
     return Path("build") / f"{Path(model_path).stem}-{board}{suffix}"
@@ -66,11 +92,48 @@ def build_firmware(model_path: str | Path, board_name: str, out_dir: Path | None
         raise BadInput(f"{model_path}: --per-layer needs --runtime aot (TFLite Micro's firmware is not profiled per operator)")
     vecs = vectors_mod.load(Path(model_path), model.graph, vectors, testset)
     project = Path(out_dir) if out_dir else default_project_dir(Path(model_path), board.name, model.runtime)
+    if model.runtime == "tflm" and build and platform.emulation_target() is board:
+        model = tflm_arena_on_target(model, board, project, say)
     platform.render(model, vecs, project, profile)
     elf = platform.build(project) if build else None
     size = platform.size(project, elf) if elf else None
     return Firmware(model, board, project, elf, size, vecs.origin, vecs.inputs.nbytes,
                     (reference.try_arena_usage(model.graph.flatbuffer) or {}).get("head"))
+
+
+def tflm_arena_on_target(model: TflmModel, board: Board, project: Path, say=None) -> TflmModel:
+    """``model`` with an arena large enough for what TFLite Micro allocates on ``board``'s core, which can
+    exceed the host reference's figure: CMSIS-NN's Helium kernels keep per-channel kernel sums, its DSP
+    kernels im2col buffers. Measured once per model, TFLM tree, compiler and core flags: a one-vector
+    probe image with a quarter of the board's RAM added to the arena runs in the emulator and reports its
+    arena_used_bytes; the result is cached. The reserve stays the reference's when that is larger."""
+    import json
+    import shutil
+    from tinydeploy.core.resources import atomic_write
+    from tinydeploy.runtimes import tflm
+    platform = platform_for(board)
+    record = tflm.target_arena_file(model, platform.arch.toolchain_prefix, platform.cpu_flags)
+    if record.exists():
+        used = json.loads(record.read_text())["arena_used"]
+    else:
+        probe = dataclasses.replace(model, arena_bytes=tflm.aligned(model.arena_bytes + board.ram.size // PROBE_RAM_SHARE))
+        probe_dir = project.parent / f".{project.name}.arena-probe"
+        try:
+            platform.render(probe, vectors_mod.load(Path(model.graph.path), model.graph, 1, False), probe_dir)
+            with platform.open_transport(platform.build(probe_dir)) as target:
+                used = run_and_verify(probe_dir, target, PROBE_TIMEOUT_S).arena_used
+            if used is None:
+                raise TinyDeployError("the probe firmware reported no arena figure")
+        except TinyDeployError as exc:
+            if say:
+                say(f"could not measure TensorFlow Lite Micro's arena on {board.name} ({exc}); reserving the "
+                    f"reference interpreter's figure plus the margin, {model.arena_bytes:,} bytes")
+            return model
+        finally:
+            shutil.rmtree(probe_dir, ignore_errors=True)
+        record.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(record, json.dumps({"arena_used": used, "board": board.name, "model": str(model.graph.path)}))
+    return dataclasses.replace(model, arena_bytes=max(model.arena_bytes, tflm.with_margin(used)))
 
 
 def build_for_emulation(model_path: str | Path, board_name: str, out_dir: Path | None = None, vectors: int = 50,

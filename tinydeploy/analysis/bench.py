@@ -12,13 +12,19 @@ model, board and runtime).
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from pathlib import Path
+from typing import Iterator
 
 from tinydeploy.ir import graph as graph_mod
 from tinydeploy.core.errors import BadInput, Mismatch
-from tinydeploy.pipeline import build_for_emulation, run_firmware
-from tinydeploy.analysis.measurement import Measurement, layers_of, measure, read_json
+from tinydeploy.pipeline import Firmware, build_for_emulation
+from tinydeploy.platforms.registry import platform_for
+from tinydeploy.platforms.targets import Target
+from tinydeploy.verify import protocol
+from tinydeploy.verify.compare import RunResult, run_and_verify
+from tinydeploy.analysis.measurement import Measurement, check_fits_board, layers_of, measure, read_json
 
 SCHEMA = "tinydeploy.bench"
 VERSION = 1
@@ -33,26 +39,107 @@ COMPARED = (
 )
 
 
+class Stage:
+    """One step of long work, as an Activity shows it; this one shows nothing."""
+
+    def advance(self, done: int) -> None:
+        """``done`` of the stage's total are done."""
+
+    def describe(self, text: str) -> None:
+        """What the stage does now."""
+
+
+class Activity:
+    """Where long work says what it does: ``with activity.stage(text, total) as stage`` around each step
+    (``stage.advance(k)`` for counted work). This one is silent; the CLI's shows it on a terminal."""
+
+    @contextlib.contextmanager
+    def stage(self, text: str, total: int | None = None) -> Iterator[Stage]:
+        yield Stage()
+
+
+SILENT = Activity()
+CHECKING = "checking every output against the TFLite Micro reference interpreter"
+
+
+class _Watched(Target):
+    """A target whose protocol lines advance a Stage: one per TD OUT (a vector done), then the check."""
+
+    def __init__(self, inner: Target, stage: Stage):
+        self.inner, self.stage, self.reported = inner, stage, 0
+
+    @property
+    def counts_instructions(self) -> bool:
+        return self.inner.counts_instructions
+
+    @property
+    def exit_status(self) -> int | None:
+        return self.inner.exit_status
+
+    def lines(self, timeout: float) -> Iterator[str]:
+        for text in self.inner.lines(timeout):
+            kind = text.split(maxsplit=2)[:2]
+            if kind == [protocol.PREFIX, protocol.OUT]:
+                self.reported += 1
+                self.stage.advance(self.reported)
+            elif kind == [protocol.PREFIX, protocol.END]:
+                self.stage.describe(CHECKING)
+            yield text
+
+    def finish(self, timeout: float) -> None:
+        self.inner.finish(timeout)
+
+    def stop(self) -> None:
+        self.inner.stop()
+
+
+def vector_count(fw: Firmware) -> int:
+    return fw.vector_bytes // fw.model.graph.input_tensor().nbytes
+
+
+def run_watched(fw: Firmware, activity: Activity = SILENT, port: str | None = None, baudrate: int = 115200,
+                timeout: float = 120.0, emulator: str = "qemu", what: str = "running") -> RunResult:
+    """pipeline.run_firmware with its progress on ``activity``: the vectors counted as the firmware reports
+    them, then the check against the reference (the same transport and verification, watched)."""
+    count = vector_count(fw)
+    where = f"{fw.board.name} on {port}" if port else f"{fw.board.name} in {emulator}"
+    with activity.stage(f"{what} {count} vector{'s' if count != 1 else ''} on {where}", total=count) as stage:
+        target = platform_for(fw.board).open_transport(fw.elf, port=port, baudrate=baudrate, emulator=emulator)
+        with _Watched(target, stage) as watched:
+            return run_and_verify(fw.project, watched, timeout)
+
+
+def building(model: Path, board: str, runtime: str, profile: bool = False) -> str:
+    """The stage text of a firmware build (compile the model, render the project, PlatformIO)."""
+    kind = "profiling firmware" if profile else f"{runtime} firmware"
+    return f"building {kind} for {Path(model).name} on {board} (compile, render, PlatformIO)"
+
+
 def _work_dir(model: Path, board: str, profile: bool, runtime: str = "aot") -> Path:
     return Path("build") / "bench" / f"{model.stem}-{board}{'' if runtime == 'aot' else '-' + runtime}" \
                                      f"{'-profile' if profile else ''}"
 
 
 def bench_one(model: Path, board: str, per_layer: bool = False, runtime: str = "aot",
-              tflm_dir: Path | None = None, say=None) -> Measurement:
-    """Build and run ``model`` on ``board`` (a real board: on its emulated proxy, timed at its own clock)
-    with ``runtime``; with ``per_layer`` a second, profiling build times each operator (AOT only)."""
-    fw = build_for_emulation(model, board, _work_dir(model, board, False, runtime), vectors=1, testset=False,
-                             runtime=runtime, tflm_dir=tflm_dir, say=say)
-    result = run_firmware(fw)
+              tflm_dir: Path | None = None, say=None, activity: Activity = SILENT) -> Measurement:
+    """Build and run ``model`` on ``board`` (a real board: on its emulated proxy, timed at its own clock and
+    checked against its own flash and RAM) with ``runtime``; with ``per_layer`` a second, profiling build
+    times each operator (AOT only). Each step is a stage on ``activity``."""
+    with activity.stage(building(model, board, runtime)):
+        fw = build_for_emulation(model, board, _work_dir(model, board, False, runtime), vectors=1, testset=False,
+                                 runtime=runtime, tflm_dir=tflm_dir, say=say)
+    check_fits_board(fw)
+    result = run_watched(fw, activity)
     if result.mismatches:
         raise Mismatch(f"{fw.model.graph.path}: {len(result.mismatches)} output values differ from the "
                        f"TFLite Micro reference on {fw.board.name}; fix that before benchmarking")
     measured = measure(fw, result)
     if per_layer and fw.model.runtime == "aot":
-        profiled = build_for_emulation(model, board, _work_dir(model, board, True), vectors=1, profile=True,
-                                       testset=False)
-        measured = dataclasses.replace(measured, layers=layers_of(profiled, run_firmware(profiled)) or [])
+        with activity.stage(building(model, board, runtime, profile=True)):
+            profiled = build_for_emulation(model, board, _work_dir(model, board, True), vectors=1, profile=True,
+                                           testset=False)
+        layers = layers_of(profiled, run_watched(profiled, activity, what="profiling every layer of"))
+        measured = dataclasses.replace(measured, layers=layers or [])
     return measured
 
 

@@ -44,15 +44,73 @@ class EstimatedTime:
 
 
 @dataclass(frozen=True)
+class WeightBytes:
+    """The model's constants in flash, ``total`` bytes (the figure `inspect`, `convert`, `run` and `bench`
+    all report as weight bytes), split into ``raw``: the .tflite's constant values the code carries
+    (weights, biases, constant operands, as stored in the model), ``requantization``: the per-channel
+    rescale records (multiplier and shifts; AOT only: TFLite Micro computes them at start-up, in RAM),
+    and ``layout``: what the kernels' layout adds (AOT: rows zero-padded to whole words, depthwise taps
+    widened to int16, biases added where the model has none; TFLite Micro: the flatbuffer's graph,
+    tensor metadata and alignment)."""
+    total: int
+    raw: int
+    requantization: int
+    layout: int
+
+    def __add__(self, other: WeightBytes) -> WeightBytes:
+        return WeightBytes(self.total + other.total, self.raw + other.raw,
+                           self.requantization + other.requantization, self.layout + other.layout)
+
+    def described(self) -> str:
+        """``raw weights N + requantization records N + layout and padding N`` (for tables)."""
+        return (f"raw weights {self.raw:,} + requantization records {self.requantization:,} + "
+                f"layout and padding {self.layout:,}")
+
+
+NO_WEIGHTS = WeightBytes(0, 0, 0, 0)
+RESCALE_CTYPE = "td_rescale"        # the C type of the AOT kernels' requantization records (compiler/quant.py)
+
+
+def step_weight_bytes(graph, step) -> WeightBytes:
+    """The constants one AOT step (compiler/step.py) puts in flash, split as WeightBytes describes. A step
+    with no arrays folds its constant operands (RESHAPE's shape, ...) into its parameters: no weight bytes."""
+    total = step.weight_bytes
+    requantization = sum(a.nbytes for ctype, a in step.arrays.values() if ctype == RESCALE_CTYPE)
+    op = graph.operators[step.op_index]
+    raw = sum(graph.tensors[i].nbytes for i in op.inputs if i >= 0 and graph.tensors[i].is_constant) \
+        if step.arrays else 0
+    return WeightBytes(total, raw, requantization, total - raw - requantization)
+
+
+def weight_bytes(model) -> WeightBytes:
+    """The weight bytes of a compiled model (compiler/codegen.CompiledModel or runtimes/tflm.TflmModel);
+    ``total`` is ``model.weight_bytes``, the figure the firmware's size split uses."""
+    if model.runtime == "tflm":
+        return flatbuffer_weight_bytes(model.graph)
+    return sum((step_weight_bytes(model.graph, s) for s in model.steps), NO_WEIGHTS)
+
+
+def flatbuffer_weight_bytes(graph) -> WeightBytes:
+    """What TFLite Micro puts in flash for ``graph`` (an ir.graph.Graph): the whole flatbuffer, its constant
+    tensors raw, the rest the graph, metadata and alignment (runtimes/tflm.TflmModel.weight_bytes)."""
+    total = len(graph.flatbuffer)
+    raw = sum(t.nbytes for t in graph.tensors if t.is_constant)
+    return WeightBytes(total, raw, 0, total - raw)
+
+
+@dataclass(frozen=True)
 class Flash:
     """Flash in bytes: ``total`` used by the image (read from the ELF), split into ``code`` (kernels,
     runtime, start-up, operator parameters), ``weights`` (the model's constants) and ``vectors``
     (the baked-in test inputs). ``total`` and ``code`` are null when the firmware was not built here
-    (a real board read over serial)."""
+    (a real board read over serial). ``weight_bytes`` splits ``weights`` (WeightBytes), ``capacity`` is
+    the flash of ``board`` (the real board on a proxy run); both null in records from before they existed."""
     total: int | None
     code: int | None
     weights: int
     vectors: int
+    weight_bytes: WeightBytes | None = None
+    capacity: int | None = None
 
 
 @dataclass(frozen=True)
@@ -62,12 +120,14 @@ class Ram:
     ``tflm_arena`` is the TFLite Micro reference interpreter's tensor arena for the same model
     (null when it cannot run the model); ``arena_used`` is what the runtime on the device reported
     it used of ``arena`` (TFLM: its arena_used_bytes(), tensors and interpreter state; AOT: all of
-    it; null when the firmware did not report it)."""
+    it; null when the firmware did not report it). ``capacity`` is the RAM of ``board`` (the real
+    board on a proxy run; null in records from before it existed)."""
     total: int | None
     arena: int
     stack: int
     tflm_arena: int | None
     arena_used: int | None = None
+    capacity: int | None = None
 
 
 @dataclass(frozen=True)
@@ -115,11 +175,16 @@ class Measurement:
     - ``estimated_time``: ``{ms, clock_hz, note}``, the median instruction count at the
       board's clock: an estimate that assumes 1 instruction per cycle; null without
       instruction counts.
-    - ``flash``: ``{total, code, weights, vectors}``; ``total`` and ``code`` are null when the
-      firmware was not built here.
-    - ``ram``: ``{total, arena, stack, tflm_arena, arena_used}``; ``tflm_arena`` is the TFLite
-      Micro reference interpreter's tensor arena for the same model; ``arena_used`` the bytes
-      of ``arena`` the runtime on the device says it used.
+    - ``flash``: ``{total, code, weights, vectors, weight_bytes, capacity}``; ``total`` and ``code``
+      are null when the firmware was not built here; ``weight_bytes`` is ``{total, raw,
+      requantization, layout}`` (``total`` equals ``weights``); ``capacity`` is ``board``'s flash.
+    - ``ram``: ``{total, arena, stack, tflm_arena, arena_used, capacity}``; ``arena`` is the arena
+      the firmware reserves (TFLM: its tensor arena); ``tflm_arena`` is the TFLite Micro reference
+      interpreter's tensor arena for the same model (activations and scratch, its arena "head");
+      ``arena_used`` the bytes of ``arena`` the runtime on the device says it used (TFLM:
+      arena_used_bytes(), which adds the interpreter's own state); ``capacity`` is ``board``'s RAM.
+    The fields added after version 1 first shipped (``weight_bytes``, ``capacity``) may be absent:
+    records without them still load.
     - ``macs``: multiply-accumulates per inference.
     - ``mismatches``: ``{values, vectors}``, output values that differ from the TFLite Micro
       reference, and in how many vectors (0 and 0: bit-exact).
@@ -260,24 +325,50 @@ def layers_of(fw, result) -> list[Layer] | None:
     return rows
 
 
+def instructions_note(fw) -> str:
+    """What the instruction counts are, and on a proxy run whose core counted them."""
+    if fw.stands_in_for is None:
+        return INSTRUCTIONS_NOTE
+    return (f"exact instruction count under QEMU -icount on {fw.board.name}'s {fw.board.core} core (the emulated "
+            f"proxy for {fw.stands_in_for.name}, {fw.stands_in_for.proxy_relation}), not cycles")
+
+
+def check_fits_board(fw) -> None:
+    """A proxy run's image against the real board's flash and RAM (the proxy may have more): BadInput if it
+    does not fit. The image is the proxy's (its start-up code); the real board's build differs by its own."""
+    real = fw.stands_in_for
+    if real is None or fw.size is None:
+        return
+    for memory, used, capacity, proxy_has in (("flash", fw.size.flash, real.flash.size, fw.board.flash.size),
+                                              ("RAM", fw.size.ram, real.ram.size, fw.board.ram.size)):
+        if used > capacity:
+            raise BadInput(f"{fw.model.graph.path}: the image needs {used:,} bytes of {memory} but {real.name} has "
+                           f"{capacity:,} (built for its emulated proxy {fw.board.name}, which has {proxy_has:,}); "
+                           f"pick a board with more {memory}{', fewer --vectors,' if memory == 'flash' else ''} "
+                           "or a smaller model")
+
+
 def measure(fw, result) -> Measurement:
-    """The Measurement of one run: ``fw`` a pipeline.Firmware, ``result`` the verify.compare.RunResult it gave."""
+    """The Measurement of one run: ``fw`` a pipeline.Firmware, ``result`` the verify.compare.RunResult it gave.
+    Capacities and clock are the real board's on a proxy run (``fw.clock_board``)."""
     instructions = result.instructions
-    clock = fw.clock_board.clock_hz
+    board = fw.clock_board
+    clock = board.clock_hz
     estimate = None
     if instructions:
         estimate = EstimatedTime(1000.0 * statistics.median(instructions) / clock, clock)
     built = fw.size is not None
+    weights = weight_bytes(fw.model)
     return Measurement(
         model=fw.model.name, source=str(fw.model.graph.path),
-        board=fw.clock_board.name, ran_on=fw.board.name, runtime=fw.model.runtime,
+        board=board.name, ran_on=fw.board.name, runtime=fw.model.runtime,
         vectors=len(result.outputs), vector_origin=fw.vector_origin,
-        instructions=_counts(instructions, INSTRUCTIONS_NOTE) if instructions else None,
+        instructions=_counts(instructions, instructions_note(fw)) if instructions else None,
         cycles=_counts(result.ticks, CYCLES_NOTE) if not result.counts_instructions and result.ticks else None,
         estimated_time=estimate,
-        flash=Flash(fw.size.flash if built else None, fw.code_bytes if built else None, fw.model.weight_bytes,
-                    fw.vector_bytes),
+        flash=Flash(fw.size.flash if built else None, fw.code_bytes if built else None, weights.total,
+                    fw.vector_bytes, weights, board.flash.size),
         ram=Ram(fw.size.ram if built else None, fw.model.arena_bytes, fw.board.stack, fw.reference_arena,
-                result.arena_used),
+                result.arena_used, board.ram.size),
         macs=fw.model.macs, mismatches=Mismatches(len(result.mismatches), result.mismatched_vectors),
         accuracy=result.accuracy(), layers=layers_of(fw, result))

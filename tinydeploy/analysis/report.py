@@ -4,24 +4,39 @@ from __future__ import annotations
 from rich.table import Table
 
 from tinydeploy.pipeline import Firmware
+from tinydeploy.platforms import boards
 from tinydeploy.verify.compare import RunResult
-from tinydeploy.analysis.measurement import Measurement, measure
+from tinydeploy.analysis.measurement import Measurement, WeightBytes, measure, weight_bytes
+
+
+TFLM_TENSOR_ARENA = "TFLite Micro tensor arena (reference interpreter; activations and scratch)"
+ARENA_USED_NOTE = ("arena used: what the runtime on the device reports; TFLite Micro's arena_used_bytes() counts "
+                   "its tensor arena and the interpreter's own state, the AOT code uses all of its arena")
+
+
+def weights_row(t: Table, weights: WeightBytes, *blank: str) -> None:
+    """The weight bytes and their split, as every table shows them."""
+    t.add_row("  weights (flash)", f"{weights.total:,}", *blank)
+    t.add_row("    raw weights / requantization records / layout and padding",
+              f"{weights.raw:,} / {weights.requantization:,} / {weights.layout:,}", *blank)
 
 
 def size_table(fw: Firmware) -> Table:
-    t = Table(title=f"{fw.model.name} on {fw.board.name}", show_header=True)
+    board = fw.clock_board
+    t = Table(title=f"{fw.model.name} on {board.name}", show_header=True)
     t.add_column("memory")
     t.add_column("used", justify="right")
     t.add_column("of", justify="right")
     t.add_column("%", justify="right")
-    for label, used, cap in (("flash", fw.size.flash, fw.board.flash.size), ("RAM", fw.size.ram, fw.board.ram.size)):
+    for label, used, cap in (("flash", fw.size.flash, board.flash.size), ("RAM", fw.size.ram, board.ram.size)):
         t.add_row(label, f"{used:,}", f"{cap:,}", f"{100 * used / cap:.1f}")
     t.add_row("  code (flash)", f"{fw.code_bytes:,}", "", "")
-    t.add_row("  weights (flash)", f"{fw.model.weight_bytes:,}", "", "")
+    weights_row(t, weight_bytes(fw.model), "", "")
     t.add_row("  test vectors (flash)", f"{fw.vector_bytes:,}", "", "")
-    t.add_row("  arena (RAM)", f"{fw.model.arena_bytes:,}", "", "")
+    t.add_row("  arena (RAM)" if fw.model.runtime == "aot" else "  tensor arena reserved (RAM)",
+              f"{fw.model.arena_bytes:,}", "", "")
     if fw.reference_arena is not None:
-        t.add_row("  TFLM tensor arena", f"{fw.reference_arena:,}", "", "")
+        t.add_row(f"  {TFLM_TENSOR_ARENA}", f"{fw.reference_arena:,}", "", "")
     return t
 
 
@@ -30,10 +45,14 @@ def run_table(fw: Firmware, m: Measurement | RunResult) -> Table:
     the boards' capacities from ``fw``."""
     if isinstance(m, RunResult):
         m = measure(fw, m)
-    where = fw.board.name if fw.stands_in_for is None else f"{fw.stands_in_for.name} (emulated as {fw.board.name}, same core)"
+    where = fw.board.name if fw.stands_in_for is None else f"{fw.stands_in_for.name} (emulated as {fw.board.name}, {fw.stands_in_for.proxy_relation})"
+    board = fw.clock_board
     t = Table(title=f"tinydeploy run: {m.model} on {where}", show_header=False)
     t.add_column("what")
     t.add_column("value", justify="right")
+    if fw.stands_in_for is not None:
+        t.add_row("proxy run", f"instructions counted on {fw.board.name}'s {fw.board.core} core; time, flash and "
+                               f"RAM are {board.name}'s")
     t.add_row("vectors", f"{m.vectors} ({m.vector_origin})")
     verdict = "0 (bit-exact with TFLite Micro)" if not m.mismatches.values else \
         f"{m.mismatches.values} values in {m.mismatches.vectors} vectors"
@@ -49,13 +68,22 @@ def run_table(fw: Firmware, m: Measurement | RunResult) -> Table:
     if m.macs:
         per_mac = f" ({m.instructions_per_mac:.2f} instructions/MAC)" if m.instructions_per_mac else ""
         t.add_row("MACs/inference", f"{m.macs:,}{per_mac}")
+    arena = "arena" if m.runtime == "aot" else "tensor arena"
+    weights = m.flash.weight_bytes or weight_bytes(fw.model)
     if m.flash.total is not None:
-        t.add_row("flash used", f"{m.flash.total:,} of {fw.board.flash.size:,} (code {m.flash.code:,}, "
+        t.add_row("flash used", f"{m.flash.total:,} of {board.flash.size:,} (code {m.flash.code:,}, "
                                 f"weights {m.flash.weights:,}, test vectors {m.flash.vectors:,})")
-        t.add_row("RAM used", f"{m.ram.total:,} of {fw.board.ram.size:,} (arena {m.ram.arena:,}, "
+    else:
+        t.add_row("weights (flash)", f"{m.flash.weights:,}")
+    t.add_row("  weights: raw / requantization records / layout and padding",
+              f"{weights.raw:,} / {weights.requantization:,} / {weights.layout:,}")
+    if m.ram.total is not None:
+        t.add_row("RAM used", f"{m.ram.total:,} of {board.ram.size:,} ({arena} {m.ram.arena:,}, "
                               f"stack {m.ram.stack:,})")
+    if m.ram.arena_used is not None and m.runtime == "tflm":
+        t.add_row("arena_used_bytes (device: tensor arena in use + interpreter state)", f"{m.ram.arena_used:,}")
     if m.ram.tflm_arena is not None:
-        t.add_row("arena vs TFLite Micro", f"{m.ram.arena:,} vs {m.ram.tflm_arena:,} bytes")
+        t.add_row(f"{arena} vs {TFLM_TENSOR_ARENA}", f"{m.ram.arena:,} vs {m.ram.tflm_arena:,} bytes")
     if m.accuracy is not None:
         t.add_row("accuracy on the vectors' labels", f"{100 * m.accuracy:.1f}%")
     return t
@@ -72,20 +100,29 @@ def _ratio(ours, theirs) -> str:
 def bench_tables(measurements: list[Measurement], pairs: list[tuple[Measurement, Measurement]] = ()) -> list[Table]:
     """The figures of `tinydeploy bench`: one summary, the AOT/TFLM ratios of each (aot, tflm) pair
     measured side by side, layers if profiled."""
-    main = Table(title="tinydeploy bench (instruction counts under QEMU -icount, not cycles)")
-    for col in ("model", "board", "runtime", "instructions", "instr/MAC", "est. ms", "arena", "arena used",
-                "code", "model bytes"):
+    proxied = [m for m in measurements if m.ran_on != m.board]
+    notes = [ARENA_USED_NOTE, "weight bytes: raw weights + requantization records + layout and padding"]
+    notes += [f"{m.board}: instructions counted on its proxy {m.ran_on} ({boards.get(m.board).proxy_relation}), "
+              f"time at {m.board}'s clock"
+              for m in {m.board: m for m in proxied}.values()]
+    main = Table(title="tinydeploy bench (instruction counts under QEMU -icount, not cycles)",
+                 caption="\n".join(notes), caption_justify="left")
+    for col in ("model", "board", "runtime", "instructions", "instr/MAC", "est. ms", "arena (reserved)",
+                "arena used", "code", "weight bytes", "raw + requant + layout"):
         main.add_column(col, justify="left" if col in ("model", "board", "runtime") else "right")
     for m in measurements:
         per_mac = f"{m.instructions_per_mac:.2f}" if m.instructions_per_mac else "-"
         ms = f"{m.estimated_time.ms:.2f}" if m.estimated_time else "-"
+        w = m.flash.weight_bytes
+        split = f"{w.raw:,} + {w.requantization:,} + {w.layout:,}" if w else "-"
         main.add_row(m.model, m.board, m.runtime, _count(m.instructions.median if m.instructions else None), per_mac,
-                     ms, f"{m.ram.arena:,}", _count(m.ram.arena_used), _count(m.flash.code), f"{m.flash.weights:,}")
+                     ms, f"{m.ram.arena:,}", _count(m.ram.arena_used), _count(m.flash.code), f"{m.flash.weights:,}",
+                     split)
     tables = [main]
     if pairs:
         ratio = Table(title="tinydeploy AOT / TensorFlow Lite Micro with CMSIS-NN, same model and core, "
                             "measured now (below 1: AOT is better)")
-        for col in ("model", "board", "TFLM instr.", "AOT instr.", "instr.", "TFLM arena used", "AOT arena",
+        for col in ("model", "board", "TFLM instr.", "AOT instr.", "instr.", "TFLM arena_used_bytes", "AOT arena",
                     "arena", "TFLM code", "AOT code", "code", "flash"):
             ratio.add_column(col, justify="left" if col in ("model", "board") else "right")
         for aot, tflm in pairs:

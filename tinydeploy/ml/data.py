@@ -16,6 +16,7 @@ import numpy as np
 
 from tinydeploy.core.errors import BadInput
 from tinydeploy.core.resources import atomic_write
+from tinydeploy.ml import samples
 
 BUILTIN = ("iot-sensors",)
 SPLIT_SEED = 42
@@ -107,8 +108,6 @@ def _npz(path: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
             x, y = archive["x"], archive["y"]
         except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
             raise BadInput(f"{path}: cannot read arrays x and y ({type(exc).__name__}); {NPZ_HINT}")
-    if x.dtype == object or not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
-        raise BadInput(f"{path}: x holds {x.dtype} values; it must be numeric")
     if x.ndim not in (2, 3, 4):
         raise BadInput(f"{path}: x has shape {list(x.shape)}; expected [n, features], windows [n, t, c] "
                        "or images [n, h, w, c]")
@@ -116,11 +115,7 @@ def _npz(path: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
         raise BadInput(f"{path}: y has shape {list(y.shape)}; expected one label per sample of x, i.e. [{len(x)}]")
     if not (np.issubdtype(y.dtype, np.integer) or y.dtype == np.bool_):
         raise BadInput(f"{path}: y holds {y.dtype} values; it must hold integer class labels")
-    if 0 in x.shape:
-        raise BadInput(f"{path}: x is empty (shape {list(x.shape)})")
-    x = x.astype(np.float32)
-    if not np.all(np.isfinite(x)):
-        raise BadInput(f"{path}: x contains NaN or infinite values; clean or drop those samples")
+    x = samples.numeric(x, path, "x")
     values, y_index = np.unique(y, return_inverse=True)
     return x, y_index.astype(np.int64).reshape(-1), [str(v) for v in values.tolist()]
 

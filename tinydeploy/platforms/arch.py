@@ -2,9 +2,9 @@
 architecture, holding everything that differs between them (toolchain, compiler and linker
 flags, linker script, start-up define, Renode CPU and QEMU binary).
 
-Everything else reads this table instead of branching on ``board.arch``. Real boards may
-name another architecture (xtensa): PlatformIO's own platform builds those, so they need
-no entry here.
+Everything else reads this table instead of branching on ``board.arch``. A real board's
+architecture needs no entry (PlatformIO's own platform builds it); Xtensa has one for the
+emulated LX106 (the ESP8266's core), built with Debian's xtensa-lx106-elf toolchain.
 """
 from __future__ import annotations
 
@@ -27,11 +27,13 @@ class Arch:
     cpu_flags: Callable[[Board], list[str]]     # compiler flags for the board's core
     link_flags: Callable[[Board], list[str]]    # linker flags: the core and the C library
     linker_template: str                        # templates/<name>: the emulated board's linker script
-    renode_cpu: Callable[[Board], list[str]]    # the CPU (and its interrupt controller) in Renode's .repl syntax
+    renode_cpu: Callable[[Board], list[str]] | None   # the CPU (and its interrupt controller) in Renode's
+                                                      # .repl syntax; None: Renode has no model of the core
     qemu_binary: str                            # QEMU system emulator, unless the board's YAML names another
     qemu_apt: str                               # the Debian package that has it
     needed_for_build: str                       # `tinydeploy doctor`: what the toolchain is for
     needed_for_run: str                         # `tinydeploy doctor`: what QEMU is for
+    defines: Callable[[Board], list[str]] = lambda board: []   # start-up code's further -D flags
 
 
 def _cortex_m_cpu_flags(board: Board) -> list[str]:
@@ -67,6 +69,23 @@ def _riscv_renode(board: Board) -> list[str]:
             "    privilegeArchitecture: PrivilegeArchitecture.Priv1_10", "    timeProvider: clint", ""]
 
 
+# Debian's xtensa-lx106-elf-gcc is configured for the LX106 core alone (no -mcpu): the only core it builds for.
+XTENSA_CORE = "xtensa-lx106"
+
+
+def _xtensa_cpu_flags(board: Board) -> list[str]:
+    if board.core != XTENSA_CORE:
+        raise BadInput(f"{board.name}: core '{board.core}': xtensa-lx106-elf-gcc generates code for the "
+                       f"{XTENSA_CORE} core only; an emulated Xtensa board has core: {XTENSA_CORE}")
+    return []                          # its configuration is the core's: CALL0 ABI, MUL16/MUL32, no FPU
+
+
+def _xtensa_defines(board: Board) -> list[str]:
+    # xtensa_core.c turns the cycle counter into instructions with it (QEMU advances CCOUNT per
+    # instruction by an amount that depends on the shift)
+    return [f"-DTD_ICOUNT_SHIFT={board.qemu.icount_shift}"]
+
+
 ARCHES: dict[str, Arch] = {arch.name: arch for arch in (
     Arch(name="arm", toolchain_prefix="arm-none-eabi-", toolchain_apt="gcc-arm-none-eabi libnewlib-arm-none-eabi",
          core_define="TD_CORE_CORTEXM", cpu_flags=_cortex_m_cpu_flags, link_flags=_cortex_m_link_flags,
@@ -79,6 +98,13 @@ ARCHES: dict[str, Arch] = {arch.name: arch for arch in (
          linker_template="linker_riscv.ld.j2", renode_cpu=_riscv_renode,
          qemu_binary="qemu-system-riscv32", qemu_apt="qemu-system-misc",
          needed_for_build="build for the RV32IMC board (riscv32-virt)", needed_for_run="run on the RV32IMC board"),
+    Arch(name="xtensa", toolchain_prefix="xtensa-lx106-elf-",
+         toolchain_apt="gcc-xtensa-lx106 binutils-xtensa-lx106 picolibc-xtensa-lx106-elf",
+         core_define="TD_CORE_XTENSA", cpu_flags=_xtensa_cpu_flags, link_flags=_xtensa_cpu_flags,
+         linker_template="linker_xtensa.ld.j2", renode_cpu=None,
+         qemu_binary="qemu-system-xtensa", qemu_apt="qemu-system-misc", defines=_xtensa_defines,
+         needed_for_build="build for the ESP8266's Xtensa LX106 core (esp8266-qemu)",
+         needed_for_run="run on the LX106 board (esp8266-qemu: the proxy of the ESP8266 and ESP32 boards)"),
 )}
 
 

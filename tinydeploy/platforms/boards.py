@@ -26,9 +26,12 @@ from tinydeploy.core.resources import BOARDS
 from tinydeploy.platforms.arch import ARCHES
 
 # The drivers in firmware/bsp, by the name a board's YAML gives them, and the define that selects each.
+# simcall: Xtensa semihosting (QEMU's sim machine), a console and an exit without a device address.
 UART_DRIVERS = {"cmsdk": "TD_UART_CMSDK", "pl011": "TD_UART_PL011", "nrf": "TD_UART_NRF",
-                "stm32": "TD_UART_STM32", "ns16550": "TD_UART_NS16550"}
-EXIT_DRIVERS = {"semihosting": "TD_EXIT_SEMIHOSTING", "sifive_test": "TD_EXIT_SIFIVE_TEST", "spin": "TD_EXIT_SPIN"}
+                "stm32": "TD_UART_STM32", "ns16550": "TD_UART_NS16550", "simcall": "TD_UART_SIMCALL"}
+EXIT_DRIVERS = {"semihosting": "TD_EXIT_SEMIHOSTING", "sifive_test": "TD_EXIT_SIFIVE_TEST", "spin": "TD_EXIT_SPIN",
+                "simcall": "TD_EXIT_SIMCALL"}
+UNMAPPED_UARTS = ("simcall",)                    # consoles with no register base
 
 UartKind = Literal[tuple(UART_DRIVERS)]          # type: ignore[valid-type]
 ExitKind = Literal[tuple(EXIT_DRIVERS)]          # type: ignore[valid-type]
@@ -37,6 +40,8 @@ Bool = Annotated[bool, Strict()]
 Float = Annotated[float, Strict()]                # a number (12 or 12.5), not "12" or true
 
 SCHEMA_HINT = "see `tinydeploy boards --schema`"
+SUGGESTIONS = 2                  # board names offered for an unknown --board
+SUGGESTION_CUTOFF = 0.6          # difflib similarity (0..1) below which a name is not offered
 
 
 class _Schema(BaseModel):
@@ -52,7 +57,15 @@ class Memory(_Schema):
 class Uart(_Schema):
     """The console UART tinydeploy's start-up code drives."""
     kind: UartKind = Field(..., description="driver in firmware/bsp: " + ", ".join(UART_DRIVERS))
-    base: Int = Field(..., ge=0, description="the UART's register base address")
+    base: Optional[Int] = Field(None, ge=0, description="the UART's register base address (every kind but "
+                                                        + ", ".join(UNMAPPED_UARTS) + ")",
+                                json_schema_extra={"shown_default": "required, but for " + ", ".join(UNMAPPED_UARTS)})
+
+    @model_validator(mode="after")
+    def _mapped(self) -> Uart:
+        if self.base is None and self.kind not in UNMAPPED_UARTS:
+            raise ValueError(f"kind '{self.kind}' needs uart.base (its register base address)")
+        return self
 
 
 class Exit(_Schema):
@@ -98,8 +111,8 @@ class Board(_Schema):
     description: str = Field("", description="one line for tables and generated files",
                              json_schema_extra={"shown_default": "the name"})
     core: str = Field(..., description="CPU core: -mcpu (cortex-m4) or base ISA (rv32imc), or informational")
-    arch: str = Field(..., description="architecture: " + ", ".join(ARCHES) + " (emulated boards), or another "
-                                       "(xtensa) for real boards")
+    arch: str = Field(..., description="architecture: " + ", ".join(ARCHES) + " (emulated boards), or any "
+                                       "for real boards")
     clock_hz: Int = Field(..., gt=0, description="core clock, for time estimates (Hz)")
     flash: Memory = Field(..., description="code and constants")
     ram: Memory = Field(..., description="data, arena and stack")
@@ -111,7 +124,10 @@ class Board(_Schema):
     stack: Int = Field(4096, gt=0, description="stack bytes reserved by the linker script")
     emulator: Emulator = Field(Emulator(), description="emulators for the board")
     platformio: Optional[PlatformIO] = Field(None, description="PlatformIO project settings (real boards)")
-    proxy: Optional[str] = Field(None, description="emulated board with the same core that runs a real board's code")
+    proxy: Optional[str] = Field(None, description="emulated board that runs a real board's code: the same core, "
+                                                   "or one of its family (then say so in proxy_note)")
+    proxy_note: Optional[str] = Field(None, description="when the proxy's core differs from the board's (same "
+                                                        "family and compiler): what its counts mean, shown with them")
     aliases: tuple[str, ...] = Field((), description="other names --board accepts")
     power: Optional[Power] = Field(None, description="active power {active_mw, source} for energy estimates "
                                                      "(`compare`); null: energy is not estimated")
@@ -145,6 +161,11 @@ class Board(_Schema):
     @property
     def qemu(self) -> Qemu | None:
         return self.emulator.qemu
+
+    @property
+    def proxy_relation(self) -> str:
+        """How its proxy's core relates to its own, for the notes beside the proxy's counts."""
+        return self.proxy_note or "same core"
 
     @property
     def path(self) -> Path | None:
@@ -233,15 +254,26 @@ def catalog(directory: Path = BOARDS) -> dict[str, Board]:
     return boards
 
 
+def _folded(name: str) -> str:
+    """A board name as --board compares it: case-insensitive, '-' and '_' alike (nucleo-F446RE is nucleo_f446re)."""
+    return name.casefold().replace("-", "_")
+
+
 def get(name: str, directory: Path = BOARDS) -> Board:
-    """The board called ``name`` (or with ``name`` as an alias), or a BadInput listing the known ones."""
+    """The board called ``name`` or with ``name`` as an alias (case-insensitive, '-' and '_' alike), or a
+    BadInput suggesting the closest names and listing the known ones."""
     boards = catalog(directory)
     if name in boards:
         return boards[name]
+    by_name = {}
     for board in boards.values():
-        if name in board.aliases:
-            return board
-    raise BadInput(f"unknown board '{name}'; known boards: {', '.join(boards)} (see `tinydeploy boards`)")
+        for known in (board.name, *board.aliases):
+            by_name.setdefault(_folded(known), (known, board))
+    if _folded(name) in by_name:
+        return by_name[_folded(name)][1]
+    close = difflib.get_close_matches(_folded(name), list(by_name), n=SUGGESTIONS, cutoff=SUGGESTION_CUTOFF)
+    hint = f" (did you mean {' or '.join(repr(by_name[c][0]) for c in close)}?)" if close else ""
+    raise BadInput(f"unknown board '{name}'{hint}; known boards: {', '.join(boards)} (see `tinydeploy boards`)")
 
 
 # ---- the schema, for `tinydeploy boards --schema` ---------------------------------------------------------------

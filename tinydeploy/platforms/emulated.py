@@ -21,7 +21,11 @@ PLATFORM_DIR = FIRMWARE / "platform"          # the offline PlatformIO developme
 class EmulatedPlatform(Platform):
     """A board QEMU emulates (its YAML has emulator.qemu)."""
     kind = "emulated"
-    emulators = ("qemu", "renode")
+
+    @property
+    def emulators(self) -> tuple[str, ...]:
+        """QEMU, and Renode where it models the core."""
+        return ("qemu", "renode") if self.arch.renode_cpu else ("qemu",)
 
     @classmethod
     def handles(cls, board: Board) -> bool:
@@ -41,12 +45,12 @@ class EmulatedPlatform(Platform):
     def defines(self) -> list[str]:
         """Preprocessor flags that select this board's drivers in firmware/bsp."""
         board = self.board
-        flags = [f"-D{self.arch.core_define}", f"-D{UART_DRIVERS[board.uart.kind]}",
-                 f"-DTD_UART_BASE={board.uart.base:#x}u", f"-D{EXIT_DRIVERS[board.exit.kind]}",
-                 f"-DTD_BOARD_CLOCK_HZ={board.clock_hz}u"]
+        uart_base = [] if board.uart.base is None else [f"-DTD_UART_BASE={board.uart.base:#x}u"]
+        flags = [f"-D{self.arch.core_define}", f"-D{UART_DRIVERS[board.uart.kind]}", *uart_base,
+                 f"-D{EXIT_DRIVERS[board.exit.kind]}", f"-DTD_BOARD_CLOCK_HZ={board.clock_hz}u"]
         if board.exit.base is not None:
             flags.append(f"-DTD_EXIT_BASE={board.exit.base:#x}u")
-        return flags
+        return flags + self.arch.defines(board)
 
     @property
     def cpu_flags(self) -> list[str]:

@@ -5,12 +5,16 @@ them in resources/renode/; `tinydeploy boards --renode DIR` writes them into DIR
 Renode cannot be installed on the machine tinydeploy is developed on (no Debian
 or PyPI package), so these scripts have not been run here; `run --emulator
 renode` uses them when `renode` is on PATH and says plainly when it is not.
+`launch` starts Renode the way QEMU and the builds are started: in a process
+group of its own, which tinydeploy kills as a whole (core.process.kill_group).
 """
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 
-from tinydeploy.core.errors import BadInput
+from tinydeploy.core.errors import BadInput, MissingTool
 from tinydeploy.core.resources import BOARDS, RENODE as RENODE_DIR
 from tinydeploy.platforms.arch import arch_for
 from tinydeploy.platforms.boards import Board, catalog
@@ -68,3 +72,25 @@ def render_scripts(directory: Path, boards_dir: Path = BOARDS) -> list[Path]:
                                "`tinydeploy boards --renode DIR`") from None
             written.append(path)
     return written
+
+
+def script_for(board: Board, scripts: Path = RENODE_DIR) -> Path:
+    """The board's start-up script in ``scripts``."""
+    return Path(scripts) / f"{board.name}.resc"
+
+
+def launch(board: Board, elf: Path, port: int, scripts: Path = RENODE_DIR) -> subprocess.Popen:
+    """Renode running ``elf`` on ``board`` (scripts/<board>.resc), the console UART on TCP ``port`` of
+    localhost. Renode runs in its own session: Ctrl-C reaches tinydeploy only, which then kills
+    Renode's whole process group (the caller's job, with core.process.kill_group)."""
+    if shutil.which("renode") is None:
+        raise MissingTool("renode is not installed on this machine (no Debian or PyPI package provides it); "
+                          "install it from https://renode.io and rerun, or drop --emulator renode to use QEMU")
+    script = script_for(board, scripts)
+    if not script.exists():
+        raise BadInput(f"{script} is missing; regenerate the scripts with `tinydeploy boards --renode {Path(scripts)}`")
+    commands = (f"$elf=@{elf}; include @{script}; emulation CreateServerSocketTerminal {port} \"td\" False; "
+                "connector Connect sysbus.uart0 td; start")
+    return subprocess.Popen(["renode", "--disable-xwt", "--console", "-e", commands], cwd=Path(scripts).parent,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+                            start_new_session=True)

@@ -19,6 +19,10 @@ from tinydeploy.core.process import kill_group
 from tinydeploy.core.resources import RENODE
 
 
+# Renode takes a few seconds to open its console socket: how long to wait for it, and how often to try.
+RENODE_START_S = 20.0
+RENODE_POLL_S = 0.2
+
 # Emulators started and not yet stopped: killed when the process exits (an interrupt between start and `with`).
 _running: set[subprocess.Popen] = set()
 
@@ -145,28 +149,33 @@ class RenodeTarget(SerialTarget):
     Renode's ticks are not an exact instruction count, so they are reported as ticks."""
 
     def __init__(self, board: Board, elf: Path, port: int = 33451, scripts: Path = RENODE):
-        if shutil.which("renode") is None:
-            raise MissingTool("renode is not installed on this machine (no Debian or PyPI package provides it); "
-                              "install it from https://renode.io and rerun, or drop --emulator renode to use QEMU")
-        script = Path(scripts) / f"{board.name}.resc"
-        if not script.exists():
-            raise BadInput(f"{script} is missing; regenerate the scripts with "
-                           f"`tinydeploy boards --renode {Path(scripts)}`")
-        commands = (f"$elf=@{elf}; include @{script}; emulation CreateServerSocketTerminal {port} \"td\" False; "
-                    "connector Connect sysbus.uart0 td; start")
-        self.proc = subprocess.Popen(["renode", "--disable-xwt", "--console", "-e", commands], cwd=Path(scripts).parent,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-        for _ in range(100):                       # Renode takes a few seconds to open the socket
+        from tinydeploy.platforms import renode      # here: renode imports the platform registry, which imports us
+        self.proc = renode.launch(board, elf, port, scripts)
+        _running.add(self.proc)
+        try:
+            self._connect(port, renode.script_for(board, scripts))
+        except BaseException:                          # Ctrl-C or a failure while Renode starts: its group goes too
+            self.stop()
+            raise
+
+    def _connect(self, port: int, script: Path) -> None:
+        deadline = time.monotonic() + RENODE_START_S
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise TinyDeployError(f"Renode exited (status {self.proc.returncode}) before opening its console "
+                                      f"socket on port {port}; run {script} by hand to see why")
             try:
                 super().__init__(f"socket://127.0.0.1:{port}")
                 return
+            except MissingTool:
+                raise
             except TinyDeployError:
-                time.sleep(0.2)
-        self.proc.kill()
-        raise TinyDeployError(f"Renode did not open its console socket on port {port}; run {script} by hand to see why")
+                time.sleep(RENODE_POLL_S)
+        raise TinyDeployError(f"Renode did not open its console socket on port {port} within {RENODE_START_S:.0f} s; "
+                              f"run {script} by hand to see why")
 
     def stop(self) -> None:
         if hasattr(self, "serial"):
             super().stop()
-        self.proc.kill()
-        self.proc.wait()
+        kill_group(self.proc)
+        _running.discard(self.proc)

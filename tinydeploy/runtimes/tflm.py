@@ -99,10 +99,17 @@ def arena_size(graph: Graph) -> tuple[int, dict[str, int]]:
     if not usage or "total" not in usage:
         raise BadInput(f"{graph.path}: the TFLite Micro reference interpreter cannot allocate this model, "
                        "so TFLM firmware would not run it either; check the model with `tinydeploy inspect`")
-    total = usage["total"]
-    margin = max(ARENA_MARGIN_MIN_BYTES, math.ceil(total * ARENA_MARGIN_FRACTION))
-    size = -(-(total + margin) // ARENA_ALIGNMENT) * ARENA_ALIGNMENT
-    return size, usage
+    return with_margin(usage["total"]), usage
+
+
+def with_margin(used: int) -> int:
+    """The arena to reserve for ``used`` bytes: the stated margin added, rounded up to the alignment."""
+    margin = max(ARENA_MARGIN_MIN_BYTES, math.ceil(used * ARENA_MARGIN_FRACTION))
+    return aligned(used + margin)
+
+
+def aligned(size: int) -> int:
+    return -(-size // ARENA_ALIGNMENT) * ARENA_ALIGNMENT
 
 
 @dataclass
@@ -239,6 +246,28 @@ def _compile_command(compiler_prefix: str, cpu_flags: list[str], tree: Path, sou
             *(f"-I{tree / d}" for d in INCLUDE_DIRS), "-c", str(tree / source), "-o", str(obj)]
 
 
+def build_key(tree: Path, compiler_prefix: str, cpu_flags: list[str]) -> str:
+    """What TFLM's objects depend on, hashed: the tree, the compiler's version and every flag."""
+    import hashlib
+    import shutil
+    import subprocess
+    compiler = compiler_prefix + "g++"
+    if shutil.which(compiler) is None:
+        raise MissingTool(f"{compiler} is not installed; run `tinydeploy doctor`")
+    version = subprocess.run([compiler, "-dumpfullversion"], capture_output=True, text=True).stdout.strip()
+    flavour = json.dumps([str(tree), version, cpu_flags, DEFINES, INCLUDE_DIRS, LIBRARY_FLAGS, CXX_FLAGS,
+                          C_FLAGS, SECTION_FLAGS])
+    return hashlib.sha256(flavour.encode()).hexdigest()[:16]
+
+
+def target_arena_file(model: TflmModel, compiler_prefix: str, cpu_flags: list[str]) -> Path:
+    """Where the arena TFLM used for ``model`` on a core (built with these flags) is recorded."""
+    import hashlib
+    from tinydeploy.core.resources import build_cache_dir
+    model_key = hashlib.sha256(model.graph.flatbuffer).hexdigest()[:16]
+    return build_cache_dir() / "tflm-arena" / f"{build_key(model.tree, compiler_prefix, cpu_flags)}-{model_key}.json"
+
+
 def build_archive(model: TflmModel, compiler_prefix: str, cpu_flags: list[str], project: Path,
                   say=None) -> Path:
     """``project``/tflm/libtflm.a with the objects the model links, compiled from the TFLM tree into a
@@ -246,19 +275,11 @@ def build_archive(model: TflmModel, compiler_prefix: str, cpu_flags: list[str], 
     core and CMSIS-NN (minutes), later ones only kernels not compiled before (seconds)."""
     import concurrent.futures
     import fcntl
-    import hashlib
-    import shutil
     import subprocess
     import tempfile
     from tinydeploy.core.errors import TinyDeployError
     from tinydeploy.core.resources import build_cache_dir
-    compiler = compiler_prefix + "g++"
-    if shutil.which(compiler) is None:
-        raise MissingTool(f"{compiler} is not installed; run `tinydeploy doctor`")
-    version = subprocess.run([compiler, "-dumpfullversion"], capture_output=True, text=True).stdout.strip()
-    flavour = json.dumps([str(model.tree), version, cpu_flags, DEFINES, INCLUDE_DIRS, LIBRARY_FLAGS, CXX_FLAGS,
-                          C_FLAGS, SECTION_FLAGS])
-    objects = build_cache_dir() / "tflm-objects" / hashlib.sha256(flavour.encode()).hexdigest()[:16]
+    objects = build_cache_dir() / "tflm-objects" / build_key(model.tree, compiler_prefix, cpu_flags)
     objects.mkdir(parents=True, exist_ok=True)
     sources = _sources(model)
     wanted = {src: objects / (src.replace("/", "__") + f"{opt}.o") for src, opt in sources.items()}

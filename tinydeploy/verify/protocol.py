@@ -60,6 +60,7 @@ together.
 from __future__ import annotations
 
 import binascii
+import collections
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -75,6 +76,7 @@ CHECKSUM_MARK = " *"                 # separates a line's payload from its check
 CRC_INIT = 0xFFFF                    # CRC-16/CCITT-FALSE, as td_protocol.h computes it
 CRC_DIGITS = 4
 RESET_LOOKAHEAD = 16                 # lines read after a bad one, to tell a reset (a new TD BEGIN) from noise
+CONSOLE_LINES_KEPT = 3                # the last lines a firmware printed before TD BEGIN, shown if it stops there
 LINK_HINT = "check the serial link (baud rate, cable) and rerun"
 
 
@@ -293,6 +295,7 @@ def read(target: Target, fingerprint: str, out_size: int, count: int, timeout: f
     ``count`` vectors, the firmware built for ``fingerprint``; fail with one line if it is not all there,
     or if the stream shows a fault (see the module docstring)."""
     run, fault, after_fault = None, None, 0
+    console = collections.deque(maxlen=CONSOLE_LINES_KEPT)    # what the firmware printed before TD BEGIN
     try:
         for text in target.lines(timeout):
             if fault is not None:        # a bad line: a TD BEGIN soon after it means the board reset mid-line
@@ -309,6 +312,8 @@ def read(target: Target, fingerprint: str, out_size: int, count: int, timeout: f
                     if line.seq != 0:
                         raise ProtocolError(f"TD BEGIN numbered {line.seq}, not 0; {LINK_HINT}")
                     run = _Run(line, out_size, count, dtype)
+                elif text.strip():
+                    console.append(text.strip())
             else:
                 try:
                     if run.take(text):
@@ -326,6 +331,9 @@ def read(target: Target, fingerprint: str, out_size: int, count: int, timeout: f
                               "reported, no TD END); the firmware hung or crashed: raise --timeout, or check the board")
     if fault is not None:
         raise fault
+    if run is None and console:
+        raise TinyDeployError(f"the firmware stopped before its first vector (exit status {target.exit_status}); "
+                              f"it printed: {' | '.join(console)}")
     if run is None or len(run.outputs) != count:
         got = 0 if run is None else len(run.outputs)
         raise TinyDeployError(f"the firmware stopped after {got} of {count} vectors "
