@@ -141,6 +141,10 @@ def test_compare_refuses_bad_input_in_one_line(tmp_path):
 
 # ---- the real thing ---------------------------------------------------------------------------------------------
 
+# The tests of the real run share one quick_compare: on one xdist worker, so it runs once.
+ONE_COMPARE_RUN = pytest.mark.xdist_group("compare")
+
+
 @pytest.fixture(scope="module")
 def quick_compare(tmp_path_factory):
     require_module("tensorflow")
@@ -160,6 +164,7 @@ def _csv(out):
         return list(csv.DictReader(fh))
 
 
+@ONE_COMPARE_RUN
 @pytest.mark.tensorflow
 @pytest.mark.firmware
 def test_quick_compare_writes_every_file(quick_compare):
@@ -179,6 +184,7 @@ def test_quick_compare_writes_every_file(quick_compare):
     assert "recommendation" in proc.stdout and "not cycles" in proc.stdout
 
 
+@ONE_COMPARE_RUN
 @pytest.mark.tensorflow
 @pytest.mark.firmware
 def test_every_variant_ran_bit_exact_and_accuracy_is_the_firmwares(quick_compare):
@@ -209,6 +215,7 @@ def test_every_variant_ran_bit_exact_and_accuracy_is_the_firmwares(quick_compare
             assert m["compression_ratio"] == 1.0
 
 
+@ONE_COMPARE_RUN
 @pytest.mark.tensorflow
 @pytest.mark.firmware
 def test_a_recommendation_per_board_that_fits(quick_compare):
@@ -225,6 +232,7 @@ def test_a_recommendation_per_board_that_fits(quick_compare):
         assert int(row["ram_total"]) <= boards.get(board).ram.size
 
 
+@ONE_COMPARE_RUN
 @pytest.mark.tensorflow
 @pytest.mark.firmware
 def test_a_second_run_retrains_and_rebuilds_nothing(quick_compare):

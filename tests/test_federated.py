@@ -160,10 +160,10 @@ def test_bad_partitions_and_fleets_are_one_line():
 
 def test_a_profile_with_an_unknown_board_is_one_line(tmp_path):
     path = tmp_path / "fleet.yaml"
-    path.write_text("default: [a]\nprofiles:\n  - name: a\n    board: esp8266\n"
+    path.write_text("default: [a]\nprofiles:\n  - name: a\n    board: no-such-board\n"
                     "    battery: {mah: 100, volts: 3.0, source: x}\n"
                     "    link: {name: wifi, up_kbps: 1000, down_kbps: 1000, source: x}\n")
-    with pytest.raises(BadInput, match="profile 'a' names an unknown board 'esp8266'"):
+    with pytest.raises(BadInput, match="profile 'a' names an unknown board 'no-such-board'"):
         profiles.choose(str(path))
     path.write_text("default: [a]\nprofiles:\n  - name: a\n    board: microbit\n    battery: {mah: 100}\n"
                     "    link: {name: wifi, up_kbps: 1000, down_kbps: 1000, source: x}\n")
@@ -206,12 +206,12 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, args, needle):
 
 def test_unknown_board_in_a_profiles_file_is_one_line(tmp_path):
     path = tmp_path / "fleet.yaml"
-    path.write_text("default: [a]\nprofiles:\n  - name: a\n    board: esp8266\n"
+    path.write_text("default: [a]\nprofiles:\n  - name: a\n    board: no-such-board\n"
                     "    battery: {mah: 100, volts: 3.0, source: x}\n"
                     "    link: {name: wifi, up_kbps: 1000, down_kbps: 1000, source: x}\n")
     proc = tinydeploy("federate", "--profiles", path, "-o", tmp_path / "out", timeout=120)
     assert proc.returncode == 2
-    assert_clean_failure(proc, "names an unknown board 'esp8266'")
+    assert_clean_failure(proc, "names an unknown board 'no-such-board'")
 
 
 @pytest.mark.firmware

@@ -107,6 +107,15 @@ def _fake_renode(tmp_path: Path, monkeypatch, mode: str) -> tuple[str, Path]:
     return marker, ready
 
 
+@pytest.fixture(autouse=True)
+def sigint_raises_keyboard_interrupt():
+    """Python's own SIGINT handler for these tests: pytest-xdist's workers ignore SIGINT (the controller
+    takes Ctrl-C), and an ignored signal would also stay ignored in the CLI they start."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
 def _wait_for(path: Path) -> str:
     deadline = time.monotonic() + HANG_S
     while not (path.exists() and path.read_text()) and time.monotonic() < deadline:

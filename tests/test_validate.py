@@ -215,3 +215,89 @@ def test_constant_read_as_an_activation(tmp_path):
     def edit(m):
         m.subgraphs[0].operators[1].inputs = [2, 4, 3]     # the last layer's [1, 16] weights as its input
     compile_refused(tmp_path, edited(HELLO, edit), "operator #1 FULLY_CONNECTED", "constant input")
+
+
+@pytest.mark.parametrize("shape", [[], [16, 1]], ids=["rank 0", "units moved to the batches"])
+def test_fully_connected_units_come_from_the_output_shape(tmp_path, shape):
+    """Found by the campaign (mutant 3357 of seed 0 zeroed hello_world's output shape): TFLite Micro takes the
+    units from the output's last dimension and the batches from the others, so a rank-0 output made it write
+    nothing, and a [16, 1] output of 16 units would make it read 16 input rows."""
+    layer = 2 if not shape else 1                          # the last layer's output (tensor 9), the middle one's (7)
+    def edit(m):
+        sg = m.subgraphs[0]
+        sg.tensors[sg.operators[layer].outputs[0]].shape = shape
+    compile_refused(tmp_path, edited(HELLO, edit), f"operator #{layer} FULLY_CONNECTED", f"output shape {shape}",
+                    "the weights' units")
+
+
+def test_depthwise_filter_has_one_leading_slice(tmp_path):
+    """Found by the campaign (mutant 4712 of seed 0): a [64, 1, 1, 64] CONV_2D filter given to a depthwise
+    convolution. TFLite Micro reads only its first [1, 1, 64] slice; we laid all 64 out as taps."""
+    def edit(m):
+        sg = m.subgraphs[0]
+        sg.operators[5].inputs[1] = sg.operators[4].inputs[1]     # a pointwise CONV_2D's [64, 1, 1, 64] weights
+    compile_refused(tmp_path, edited(KWS, edit), "operator #5 DEPTHWISE_CONV_2D", "weights shape [64, 1, 1, 64]",
+                    "not a depthwise filter")
+
+
+def test_fully_connected_weights_are_two_dimensional(tmp_path):
+    """TFLite Micro's depth is the weights' last dimension: [16, 4, 4] weights would make it read 4 inputs."""
+    def edit(m):
+        sg = m.subgraphs[0]
+        sg.tensors[sg.operators[1].inputs[1]].shape = [16, 4, 4]
+    compile_refused(tmp_path, edited(HELLO, edit), "operator #1 FULLY_CONNECTED", "weights shape [16, 4, 4]",
+                    "not 2-D")
+
+
+RESNET = "mlperf-tiny/pretrainedResnet_quant.tflite"
+
+
+@pytest.mark.parametrize("value", [23, 127, -1])
+def test_quantized_bias_type_is_a_tensor_type(value):
+    """Found by the campaign (mutant 7753 of seed 0): TFLite Micro's option parser refuses a
+    quantized_bias_type that names no tensor type, so the reference failed to allocate tensors."""
+    raw = edited(HELLO, lambda m: setattr(m.subgraphs[0].operators[2].builtinOptions, "quantizedBiasType", value))
+    refused(raw, "operator #2 FULLY_CONNECTED", f"quantized bias type {value}", "no TFLite tensor type")
+
+
+def test_any_tensor_type_is_a_valid_quantized_bias_type():
+    """The int8 kernels never compare the option with the bias tensor: INT64 beside an int32 bias runs."""
+    raw = edited(KWS, lambda m: setattr(m.subgraphs[0].operators[0].builtinOptions, "quantizedBiasType", 4))
+    assert validate.problems(unpack(raw), raw) == []
+
+
+def test_depthwise_bias_may_be_left_out_but_not_marked_absent():
+    """Found by the campaign (mutant 8842 of seed 0): TFLite Micro's depthwise prepare takes three inputs to mean
+    a bias and frees it, so a bias marked absent (-1) crashed the reference; a left-out one is fine, and so is
+    -1 for CONV_2D and FULLY_CONNECTED, whose prepare checks for it."""
+    def bias_index(rel: str, layer: int, inputs):
+        def edit(m):
+            m.subgraphs[0].operators[layer].inputs = inputs(m.subgraphs[0].operators[layer].inputs)
+        return edited(rel, edit)
+    refused(bias_index(KWS, 1, lambda ins: [ins[0], ins[1], -1]), "operator #1 DEPTHWISE_CONV_2D input 2",
+            "marked absent (-1)", "leave the input out")
+    for raw in (bias_index(KWS, 1, lambda ins: ins[:2]), bias_index(KWS, 0, lambda ins: [ins[0], ins[1], -1]),
+                bias_index(HELLO, 0, lambda ins: [ins[0], ins[1], -1])):
+        assert validate.problems(unpack(raw), raw) == []
+
+
+def test_add_output_is_the_inputs_broadcast_shape(tmp_path):
+    """Found by the campaign (mutant 8969 of seed 0): an ADD of two [1, 32, 32, 16] inputs into a [3, 32, 32, 16]
+    output aborted the reference (it requires equal element counts); we broadcast the inputs over it."""
+    def edit(m):
+        m.subgraphs[0].tensors[25].shape = [3, 32, 32, 16]            # operator 3's output
+    compile_refused(tmp_path, edited(RESNET, edit), "operator #3 ADD", "output shape [3, 32, 32, 16]",
+                    "broadcast shape [1, 32, 32, 16]")
+
+
+@pytest.mark.parametrize("layer, dim, size, needles", [
+    (0, 0, 3, ("operator #0 CONV_2D", "has 3 batches", "input [1, 49, 10, 1] has 1")),
+    (9, 3, 32, ("operator #9 AVERAGE_POOL_2D", "has 32 channels", "has 64")),
+], ids=["convolution batches", "pooling channels"])
+def test_windowed_output_matches_the_input(tmp_path, layer, dim, size, needles):
+    """TFLite Micro's convolution and pooling kernels take the batches (and pooling the channels) from input and
+    output alike: a mismatch crashed our host build (conv) or the reference refused it (pooling)."""
+    def edit(m):
+        sg = m.subgraphs[0]
+        sg.tensors[sg.operators[layer].outputs[0]].shape[dim] = size
+    compile_refused(tmp_path, edited(KWS, edit), *needles)

@@ -57,7 +57,8 @@ def _sig(lo, hi, optional=(), options=("NONE",)) -> Signature:
 SIGNATURES = {
     "FULLY_CONNECTED": _sig(2, 3, {2}, ("FullyConnectedOptions",)),
     "CONV_2D": _sig(2, 3, {2}, ("Conv2DOptions",)),
-    "DEPTHWISE_CONV_2D": _sig(2, 3, {2}, ("DepthwiseConv2DOptions",)),
+    # Its bias may be left out but not marked absent: TFLite Micro's prepare then frees a null bias and crashes.
+    "DEPTHWISE_CONV_2D": _sig(2, 3, (), ("DepthwiseConv2DOptions",)),
     "AVERAGE_POOL_2D": _sig(1, 1, (), ("Pool2DOptions",)),
     "MAX_POOL_2D": _sig(1, 1, (), ("Pool2DOptions",)),
     "ADD": _sig(2, 2, (), ("AddOptions",)),
@@ -279,6 +280,10 @@ class _Checker:
         for slot, t in enumerate(ins):
             if t == OPTIONAL and (sig is None or slot in sig.optional):
                 continue
+            if t == OPTIONAL:
+                hint = "; leave the input out instead" if slot == len(ins) - 1 >= sig.min_inputs else ""
+                self.add(f"{what} input {slot} is marked absent (-1); {name} needs a tensor there{hint}")
+                continue
             if not 0 <= t < n:
                 self.add(f"{what} input {slot} is tensor {t}; the subgraph has {n} tensors")
                 ok = False
@@ -311,6 +316,8 @@ class _Checker:
         for key in _WINDOW_FIELDS:
             if key in o and not 1 <= o[key] <= MAX_WINDOW:
                 self.add(f"{what} has {key} {o[key]}; it must be within 1..{MAX_WINDOW}")
+        if "quantizedBiasType" in o and o["quantizedBiasType"] not in TensorType._value2member_map_:
+            self.add(f"{what} has quantized bias type {o['quantizedBiasType']}, which is no TFLite tensor type")
         if o.get("weightsFormat", DEFAULT_WEIGHTS_FORMAT) != DEFAULT_WEIGHTS_FORMAT:
             self.add(f"{what} has shuffled weights (format {o['weightsFormat']}); only the default layout is read")
         if "beta" in o and not (math.isfinite(o["beta"]) and o["beta"] > 0):

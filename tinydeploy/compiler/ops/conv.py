@@ -36,6 +36,9 @@ def lower(graph: Graph, op: Operator) -> Step:
     if len(w.shape) != 4:
         raise refuse(graph, op, f"weights shape {list(w.shape)} is not 4-D")
     if depthwise:
+        if w.shape[0] != 1:               # TFLite Micro reads only the first [fh, fw, out_c] slice
+            raise refuse(graph, op, f"weights shape {list(w.shape)} is not a depthwise filter [1, height, "
+                                    "width, channels]")
         _, fh, fw, out_c = w.shape
     else:
         out_c, fh, fw, _ = w.shape

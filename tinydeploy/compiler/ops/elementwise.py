@@ -32,9 +32,15 @@ def lower(graph: Graph, op: Operator) -> Step:
     if max(len(a.shape), len(b.shape), len(y.shape)) > MAX_RANK:
         raise refuse(graph, op, f"operands with more than {MAX_RANK} dimensions are not supported")
     out_shape = shape4(y.shape)
+    stride1, stride2 = _broadcast_strides(graph, op, a, out_shape), _broadcast_strides(graph, op, b, out_shape)
+    # The output is exactly the inputs' broadcast shape: TFLite Micro aborts on a larger one when the inputs
+    # have one shape, and reads past the inputs otherwise.
+    broadcast = [max(p, q) for p, q in zip(shape4(a.shape), shape4(b.shape))]
+    if broadcast != out_shape:
+        raise refuse(graph, op, f"output shape {list(y.shape)} is not the inputs' broadcast shape {broadcast} "
+                                f"(inputs {list(a.shape)} and {list(b.shape)})")
     act_min, act_max = activation(graph, op, y)
-    scalars = dict(shape=out_shape, stride1=_broadcast_strides(graph, op, a, out_shape),
-                   stride2=_broadcast_strides(graph, op, b, out_shape), input1_offset=-zero_point(a),
+    scalars = dict(shape=out_shape, stride1=stride1, stride2=stride2, input1_offset=-zero_point(a),
                    input2_offset=-zero_point(b), output_offset=zero_point(y), act_min=act_min, act_max=act_max)
     if op.op == "ADD":
         params = quant.add_params(a.scale[0], b.scale[0], y.scale[0])

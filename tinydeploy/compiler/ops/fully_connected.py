@@ -27,7 +27,15 @@ def macs(graph: Graph, op: Operator) -> int:
 def lower(graph: Graph, op: Operator) -> Step:
     x, y = int8_io(graph, op, INPUT, OUTPUT)
     w = constant_weights(graph, op, WEIGHTS, WEIGHT_TYPES)
-    out_depth, in_depth = w.data.shape[0], int(np.prod(w.data.shape[1:]))
+    # TFLite Micro takes the units from the output's last dimension, the batches from its others and the
+    # depth from the weights' last dimension: only [units, depth] weights and a [..., units] output mean
+    # what the matrix product below computes (a rank-0 output makes it write nothing at all).
+    if len(w.shape) != 2:
+        raise refuse(graph, op, f"weights shape {list(w.shape)} is not 2-D [units, depth]")
+    out_depth, in_depth = w.shape
+    if not y.shape or y.shape[-1] != out_depth:
+        raise refuse(graph, op, f"output shape {list(y.shape)} does not end in {out_depth}, the weights' units; "
+                                "TFLite Micro takes the units from the output shape")
     batches = x.size // in_depth
     if batches * in_depth != x.size or batches * out_depth != y.size:
         raise refuse(graph, op, f"input {x.shape} and weights {w.shape} do not fit together")

@@ -15,6 +15,9 @@ def lower(graph: Graph, op: Operator) -> Step:
     if not same_quantization(x, y):
         raise refuse(graph, op, "input and output quantization differ; pooling does not rescale")
     win = geometry(graph, op, x, y, op.options.get("filterHeight", 1), op.options.get("filterWidth", 1))
+    if win["out_c"] != win["in_c"]:      # TFLite Micro refuses it while allocating tensors
+        raise refuse(graph, op, f"output {list(y.shape)} has {win['out_c']} channels, the input {list(x.shape)} "
+                                f"has {win['in_c']}")
     act_min, act_max = activation(graph, op, y)
     return Step(op.index, op.op, _KERNELS[op.op], "td_pool_params", [x.index], [y.index],
                 scalars=dict(win=win, act_min=act_min, act_max=act_max))

@@ -22,7 +22,9 @@ def geometry(graph: Graph, op: Operator, x: Tensor, y: Tensor, filter_h: int, fi
     """td_window: strides, dilations and the padding TFLite derives from SAME/VALID, checked against the output."""
     o = op.options
     n, in_h, in_w, in_c = nhwc(graph, op, x, "input")
-    _, out_h, out_w, out_c = nhwc(graph, op, y, "output")
+    out_n, out_h, out_w, out_c = nhwc(graph, op, y, "output")
+    if out_n != n:                       # TFLite Micro's kernels assert it; ours would read past the input
+        raise refuse(graph, op, f"output {list(y.shape)} has {out_n} batches, the input {list(x.shape)} has {n}")
     stride_h, stride_w = o.get("strideH", 1), o.get("strideW", 1)
     dil_h, dil_w = o.get("dilationHFactor", 1) or 1, o.get("dilationWFactor", 1) or 1
     if min(stride_h, stride_w, dil_h, dil_w) < 1:
