@@ -112,11 +112,14 @@ def tflm_arena_on_target(model: TflmModel, board: Board, project: Path, say=None
     from tinydeploy.core.resources import atomic_write
     from tinydeploy.runtimes import tflm
     platform = platform_for(board)
+    probe_arena = tflm.aligned(model.arena_bytes + board.ram.size // PROBE_RAM_SHARE)
+    if probe_arena > board.ram.size:
+        return model                   # no probe image fits: the build itself says whether the model does
     record = tflm.target_arena_file(model, platform.arch.toolchain_prefix, platform.cpu_flags)
     if record.exists():
         used = json.loads(record.read_text())["arena_used"]
     else:
-        probe = dataclasses.replace(model, arena_bytes=tflm.aligned(model.arena_bytes + board.ram.size // PROBE_RAM_SHARE))
+        probe = dataclasses.replace(model, arena_bytes=probe_arena)
         probe_dir = project.parent / f".{project.name}.arena-probe"
         try:
             platform.render(probe, vectors_mod.load(Path(model.graph.path), model.graph, 1, False), probe_dir)

@@ -10,6 +10,7 @@ and flags, so only the first build for a board compiles TFLM's ~300 sources.
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -246,16 +247,21 @@ def _compile_command(compiler_prefix: str, cpu_flags: list[str], tree: Path, sou
             *(f"-I{tree / d}" for d in INCLUDE_DIRS), "-c", str(tree / source), "-o", str(obj)]
 
 
+@functools.lru_cache(maxsize=None)
+def _compiler_version(compiler: str) -> str:
+    """``compiler``'s full version, asked once per process (the object cache and the arena record both key on it)."""
+    import subprocess
+    return subprocess.run([compiler, "-dumpfullversion"], capture_output=True, text=True).stdout.strip()
+
+
 def build_key(tree: Path, compiler_prefix: str, cpu_flags: list[str]) -> str:
     """What TFLM's objects depend on, hashed: the tree, the compiler's version and every flag."""
     import hashlib
     import shutil
-    import subprocess
     compiler = compiler_prefix + "g++"
     if shutil.which(compiler) is None:
         raise MissingTool(f"{compiler} is not installed; run `tinydeploy doctor`")
-    version = subprocess.run([compiler, "-dumpfullversion"], capture_output=True, text=True).stdout.strip()
-    flavour = json.dumps([str(tree), version, cpu_flags, DEFINES, INCLUDE_DIRS, LIBRARY_FLAGS, CXX_FLAGS,
+    flavour = json.dumps([str(tree), _compiler_version(compiler), cpu_flags, DEFINES, INCLUDE_DIRS, LIBRARY_FLAGS, CXX_FLAGS,
                           C_FLAGS, SECTION_FLAGS])
     return hashlib.sha256(flavour.encode()).hexdigest()[:16]
 
